@@ -1,0 +1,92 @@
+"""Keras callbacks that report training to a listener, with no UI imports.
+
+A front end (CLI, TUI) subclasses `Listener`; `train.run` wires it to Keras
+through `EpochReporter`. Cancelling goes through `CancelOnEvent`, which stops
+fit the way Keras's own EarlyStopping does: `model.stop_training = True`.
+"""
+from __future__ import annotations
+
+import threading
+import time
+
+import keras
+
+
+class Listener:
+    """Training events for a front end. Every method is optional."""
+
+    def run_started(self, spec, index: int, total: int, params: tuple[int, int]) -> None: ...
+
+    def epoch_started(self, epoch: int, epochs: int, steps: int) -> None: ...
+
+    def step(self, step: int, steps: int) -> None: ...
+
+    def phase_ended(self, record: dict) -> None:
+        """One epoch x phase: {epoch, epochs, phase, samples, loss, top1, ...}."""
+
+    def run_ended(self, result) -> None: ...
+
+    def run_skipped(self, spec, index: int, total: int, status: str) -> None: ...
+
+
+class CancelOnEvent(keras.callbacks.Callback):
+    """Stops fit at the next step once `event` is set (the TUI's cancel key)."""
+
+    def __init__(self, event: threading.Event):
+        super().__init__()
+        self.event = event
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.event.is_set():
+            self.model.stop_training = True
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if self.event.is_set():
+            self.model.stop_training = True
+
+
+class EpochReporter(keras.callbacks.Callback):
+    """Evaluates val and test after each epoch, writes every phase, reports steps.
+
+    It runs before Keras's CSVLogger and ModelCheckpoint in the callback list and
+    adds `val_*` / `test_*` to `logs`, so those see the same numbers as the store.
+    """
+
+    def __init__(self, *, evaluate, eval_sets: dict, train_samples: int, steps: int,
+                 epochs: int, on_phase, listener: Listener, cancel: threading.Event | None):
+        super().__init__()
+        self.evaluate = evaluate  # (model, dataset) -> {metric: value}
+        self.eval_sets = eval_sets  # {"val": (dataset, n), "test": (dataset, n)}
+        self.train_samples = train_samples
+        self.steps = steps
+        self.epochs = epochs
+        self.on_phase = on_phase  # (record) -> None: the store writer
+        self.listener = listener
+        self.cancel = cancel
+        self._t0 = 0.0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._t0 = time.perf_counter()
+        self.listener.epoch_started(epoch + 1, self.epochs, self.steps)
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.listener.step(batch + 1, self.steps)
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs if logs is not None else {}
+        seconds = time.perf_counter() - self._t0
+        train = {k: float(v) for k, v in logs.items() if not k.startswith(("val_", "test_"))}
+        self._emit(epoch, "train", self.train_samples, train, seconds)
+        for phase, (ds, n) in self.eval_sets.items():
+            if self.cancel is not None and self.cancel.is_set():
+                return  # a cancelled run keeps what finished; no more passes over data
+            metrics = self.evaluate(self.model, ds)
+            logs.update({f"{phase}_{k}": v for k, v in metrics.items()
+                         if isinstance(v, (int, float))})
+            self._emit(epoch, phase, n, metrics, None)
+
+    def _emit(self, epoch, phase, samples, metrics, seconds):
+        record = {"epoch": epoch + 1, "epochs": self.epochs, "phase": phase,
+                  "samples": samples, "seconds": seconds, **metrics}
+        self.on_phase(record)
+        self.listener.phase_ended(record)

@@ -1,0 +1,169 @@
+"""`kerashw` commands. Thin: parse, call the package, print.
+
+TensorFlow loads only inside commands that train or build models, so
+`kerashw --help` and `kerashw results` start instantly.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+import sys
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from kerashw.config import MODEL_TASK, Overrides, RunSpec, baseline
+from kerashw.experiments import SWEEPS, get_study, studies_of
+from kerashw.store import Store
+
+# Piped output (files, CI logs) is not cut to 80 columns; a terminal keeps its own width.
+console = Console(highlight=False, width=None if sys.stdout.isatty() else 160)
+FORMATS = ("table", "csv", "markdown", "json")
+
+
+def _quiet_tf() -> None:
+    # TF's C++ start-up chatter (CUDA probing, CPU flags) says nothing a user can act on.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    os.environ.setdefault("ABSL_MIN_LOG_LEVEL", "2")
+
+
+def _store(path) -> Store:
+    try:
+        return Store(path)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="kerashw")
+def main():
+    """Run the ML course's HW2 studies as reproducible Keras experiments."""
+
+
+@main.command("list")
+@click.option("--params/--no-params", default=True, help="Build each model to count parameters (loads TF).")
+def list_cmd(params):
+    """Studies, the runs each expands to, and their parameter counts."""
+    counts = {}
+    if params:
+        _quiet_tf()
+        from kerashw.models import count_params, get_model
+        from kerashw.tasks import input_shape
+
+    t = Table(title="studies")
+    for col in ("study", "description", "runs", "run labels"):
+        t.add_column(col)
+    for name, study in SWEEPS.items():
+        specs = study.specs()
+        labels = []
+        for s in specs:
+            label = s.label()
+            if params:
+                key = (s.task, s.model, s.activation, s.preprocess)
+                if key not in counts:
+                    model = get_model(s.model)(input_shape(s), 10 if s.task == "mnist" else 19,
+                                               activation=s.activation, name=s.model)
+                    counts[key] = count_params(model)[0]
+                label += f" ({counts[key]:,} params)"
+            labels.append(label)
+        t.add_row(name, study.description, str(len(specs)), "\n".join(labels))
+    console.print(t)
+
+
+def _spec_options(f):
+    opts = [
+        click.option("--exp", "exp", help=f"Study to run: {', '.join(SWEEPS)}."),
+        click.option("--model", help="Model for a single run (nn, cnn, ...)."),
+        click.option("--activation", help="Hidden activation: relu, softmax, sigmoid, tanh."),
+        click.option("--optimizer", type=click.Choice(["adam", "sgd"]), help="adam, or sgd (no momentum)."),
+        click.option("--lr", type=float, help="Learning rate."),
+        click.option("--batch", "batch_size", type=int, help="Batch size."),
+        click.option("--preprocess", type=click.Choice(["original", "denoise", "denoise2"])),
+        click.option("--epochs", type=int, help="Epochs per run (default: the study's)."),
+        click.option("--limit", type=int, help="Seeded subsample of the training split."),
+        click.option("--seed", type=int, help="Seed for split, shuffles and weights (default 42)."),
+        click.option("--data", type=click.Path(), help="Captcha folder (default: synthetic captchas)."),
+    ]
+    for opt in reversed(opts):
+        f = opt(f)
+    return f
+
+
+def _resolve_specs(exp, model, **fields) -> tuple[list[RunSpec], list[str]]:
+    extra = {k: fields.pop(k) for k in ("activation", "optimizer", "lr", "batch_size", "preprocess")}
+    ov = Overrides(epochs=fields["epochs"], limit=fields["limit"], seed=fields["seed"],
+                   data=fields["data"], extra={**extra, "model": model})
+    try:
+        if exp:
+            study = get_study(exp)
+            return [ov.apply(s) for s in study.make()], [exp]
+        task = MODEL_TASK.get(model or "nn")
+        if task is None:
+            raise ValueError(f"Unknown model {model!r}. Known: {sorted(MODEL_TASK)}")
+        spec = ov.apply(dataclasses.replace(baseline(task), model=model or baseline(task).model))
+        return [spec], studies_of(spec)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+@main.command()
+@_spec_options
+@click.option("--mnist", type=click.Path(), help="MNIST mnist.npz or IDX folder (else $KERASHW_MNIST, Keras's cache, download).")
+@click.option("--store", "store_path", type=click.Path(), help="Results folder or .db (default ./kerashw-runs or $KERASHW_HOME).")
+@click.option("--force", is_flag=True, help="Re-run runs that already finished.")
+@click.option("--tensorboard", is_flag=True, help="Also write TensorBoard logs in each run's folder.")
+def train(exp, model, mnist, store_path, force, tensorboard, **fields):
+    """Train a study (--exp NAME) or one run from the baseline with overrides."""
+    specs, studies = _resolve_specs(exp, model, **fields)
+    store = _store(store_path)
+    _quiet_tf()
+    from kerashw.clirun import run_with_progress
+
+    code = run_with_progress(console, specs, store, studies, force=force, tensorboard=tensorboard,
+                             data_options={"mnist": mnist})
+    sys.exit(code)
+
+
+@main.command()
+@click.argument("run_id", required=False)
+@click.option("--exp", help="Only runs of this study.")
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True)
+@click.option("--store", "store_path", type=click.Path(), help="Results folder or .db.")
+def results(run_id, exp, fmt, store_path):
+    """Stored runs, or one run's epochs (RUN_ID, a unique prefix is enough)."""
+    from kerashw import report
+
+    store = _store(store_path)
+    if run_id:
+        try:
+            row = store.find(run_id)
+        except KeyError as exc:
+            raise click.ClickException(exc.args[0]) from None
+        console.print(f"run {row.id}  {row.label}  status: {row.status}  "
+                      f"params: {row.trainable_params or 0:,}  elapsed: {row.elapsed or 0:.1f}s")
+        epochs = max((e["epoch"] for e in store.epochs(row.id)), default=0)
+        for e in store.epochs(row.id):
+            click.echo(report.epoch_line({**e, "epochs": row.spec.get("epochs", epochs)}))
+        if row.error:
+            console.print(f"[red]error:[/red] {row.error}")
+        return
+    rows = store.runs(study=exp)
+    if not rows:
+        where = f" of study {exp!r}" if exp else ""
+        click.echo(f"No runs{where} in {store.path}. Start one with: kerashw train --exp lr")
+        return
+    if fmt == "json":
+        import json
+
+        click.echo(json.dumps([dataclasses.asdict(r) for r in rows], indent=2))
+        return
+    headers, table_rows = report.result_rows(rows)
+    if fmt == "table":
+        console.print(report.rich_table(headers, table_rows, title=f"runs in {store.path}"))
+    else:
+        click.echo(report.render(headers, table_rows, fmt), nl=False)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,84 @@
+"""The headless front end of training: report-style lines, a rich step bar, a summary."""
+from __future__ import annotations
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from kerashw import report, train
+from kerashw.callbacks import Listener
+from kerashw.data import DataError
+from kerashw.store import Store
+
+
+class RichListener(Listener):
+    """Prints the report's epoch lines above a live progress bar of the epoch's steps."""
+
+    def __init__(self, console: Console):
+        self.console = console
+        self.progress = Progress(
+            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+            TextColumn("steps"), TimeRemainingColumn(), console=console, transient=True,
+        )
+        self.task = None
+        self.prefix = ""
+
+    def run_started(self, spec, index, total, params):
+        self.prefix = f"run {index}/{total}"
+        self.console.rule(f"[bold]{self.prefix}[/bold] {spec.run_id}  {spec.label()}  "
+                          f"({params[0]:,} trainable params)")
+
+    def run_skipped(self, spec, index, total, status):
+        self.console.print(f"run {index}/{total} {spec.run_id} {spec.label()}: already {status}, "
+                           "reusing it (--force re-runs)")
+
+    def epoch_started(self, epoch, epochs, steps):
+        if self.task is None:
+            self.progress.start()
+            self.task = self.progress.add_task("", total=steps)
+        self.progress.reset(self.task, total=steps, description=f"{self.prefix} epoch {epoch}/{epochs}")
+
+    def step(self, step, steps):
+        if self.task is not None:
+            self.progress.update(self.task, completed=step)
+
+    def phase_ended(self, record):
+        self.progress.console.print(report.epoch_line(record), soft_wrap=True)
+
+    def run_ended(self, result):
+        self.stop_bar()
+        colour = {"finished": "green", "diverged": "yellow"}.get(result.status, "red")
+        extra = f": {result.error}" if result.error else ""
+        self.console.print(f"[{colour}]{result.status}[/{colour}] {result.run_id} in "
+                           f"{result.elapsed:.1f}s{extra}")
+
+    def stop_bar(self):
+        if self.task is not None:
+            self.progress.stop()
+            self.progress.remove_task(self.task)
+            self.task = None
+
+
+def run_with_progress(console: Console, specs, store: Store, studies, *, force=False,
+                      tensorboard=False, data_options=None) -> int:
+    """Run a study with live output; returns the process exit code."""
+    listener = RichListener(console)
+    try:
+        results = train.run_study(specs, store=store, studies=studies, listener=listener,
+                                  force=force, data_options=data_options, tensorboard=tensorboard)
+    except KeyboardInterrupt:
+        listener.stop_bar()
+        again = f"--exp {studies[0]}" if studies else "with the same options"
+        console.print("\n[yellow]Interrupted.[/yellow] The current run is stored as interrupted; "
+                      f"finished runs are kept in {store.path}.\n"
+                      f"Resume with: kerashw train {again}  (finished runs are skipped)")
+        return 130
+    except DataError as exc:
+        listener.stop_bar()
+        console.print(f"[red]data error:[/red] {exc}")
+        return 2
+    rows = store.runs(ids=[r.run_id for r in results])
+    if rows:
+        headers, table_rows = report.result_rows(rows, studies=False)
+        console.print(report.rich_table(headers, table_rows, title="summary"))
+    failed = [r for r in results if r.status == "failed"]
+    return 1 if failed else 0

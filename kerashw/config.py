@@ -1,0 +1,110 @@
+"""Run specifications: frozen, typed, hashable into a stable run id.
+
+No TensorFlow import here: the CLI reads specs to list studies instantly.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass, field
+
+TASKS = ("mnist", "captcha")
+OPTIMIZERS = ("adam", "sgd")
+ACTIVATIONS = ("relu", "softmax", "sigmoid", "tanh")
+PREPROCESS = ("original", "denoise", "denoise2")
+# Which homework part each model serves; the CLI routes `--model X` with it.
+MODEL_TASK = {"nn": "mnist", "cnn": "mnist", "baseline": "captcha", "simple_cnn": "captcha",
+              "resnet18": "captcha", "resnet18_mod": "captcha"}
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """Everything that decides a run's numbers; its hash is the run id."""
+
+    task: str = "mnist"  # which homework part: mnist (HW2-1) or captcha (HW2-2)
+    model: str = "nn"  # a key of kerashw.models.MODELS
+    activation: str = "relu"  # hidden-layer activation (the report's study 2)
+    optimizer: str = "adam"  # adam, or sgd (plain SGD, no momentum, like torch.optim.SGD's default)
+    lr: float = 0.05  # the report's baseline learning rate
+    batch_size: int = 64  # the report's baseline batch size
+    epochs: int = 10  # the report trains MNIST 10 epochs, captchas 25
+    limit: int | None = None  # seeded subsample of the training split; None = all of it
+    preprocess: str | None = None  # captcha variant (original/denoise/denoise2); None for MNIST
+    data: str | None = None  # captcha folder; None = the synthetic default. MNIST ignores it
+    seed: int = 42  # seeds the split, the shuffles and the weight init
+
+    def __post_init__(self) -> None:
+        # Validate early so a typo fails before TensorFlow loads, naming what is accepted.
+        if self.task not in TASKS:
+            raise ValueError(f"Unknown task {self.task!r}. Known: {list(TASKS)}")
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"Unknown optimizer {self.optimizer!r}. Known: {list(OPTIMIZERS)}")
+        if self.activation not in ACTIVATIONS:
+            raise ValueError(f"Unknown activation {self.activation!r}. Known: {list(ACTIVATIONS)}")
+        if self.preprocess is not None and self.preprocess not in PREPROCESS:
+            raise ValueError(f"Unknown preprocess {self.preprocess!r}. Known: {list(PREPROCESS)}")
+        if not (self.lr > 0):
+            raise ValueError(f"lr must be > 0, got {self.lr!r}")
+        for name in ("batch_size", "epochs"):
+            if int(getattr(self, name)) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)!r}")
+        if self.limit is not None and int(self.limit) < 1:
+            raise ValueError(f"limit must be >= 1 or None, got {self.limit!r}")
+
+    def resolved(self) -> "RunSpec":
+        """Normalise fields the task ignores, so equal runs hash equal."""
+        if self.task == "mnist":
+            return dataclasses.replace(self, preprocess=None, data=None)
+        return dataclasses.replace(self, preprocess=self.preprocess or "original")
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self.resolved())
+
+    @property
+    def run_id(self) -> str:
+        payload = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(payload.encode()).hexdigest()[:12]
+
+    def label(self) -> str:
+        """Short human name: the fields that differ from the task's baseline."""
+        base = baseline(self.task)
+        diffs = [
+            f"{k}={v}"
+            for k, v in self.to_dict().items()
+            if k not in ("data", "seed", "epochs", "limit") and v != base.to_dict()[k]
+        ]
+        return self.model if not diffs else ", ".join(diffs)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "RunSpec":
+        known = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in known})
+
+
+def baseline(task: str = "mnist") -> RunSpec:
+    """The report's baseline for each part."""
+    if task == "captcha":
+        # HW2-2: 25 epochs; Adam at 1e-3 is what the TA baseline notebook trains with.
+        return RunSpec(task="captcha", model="resnet18_mod", lr=1e-3, batch_size=64,
+                       epochs=25, preprocess="original")
+    return RunSpec()
+
+
+@dataclass(frozen=True)
+class Overrides:
+    """What a user changes on top of a study from the CLI or the TUI."""
+
+    epochs: int | None = None
+    limit: int | None = None
+    seed: int | None = None
+    data: str | None = None
+    extra: dict = field(default_factory=dict)  # any other RunSpec field, e.g. {"lr": 0.01}
+
+    def apply(self, spec: RunSpec) -> RunSpec:
+        changes = {k: v for k, v in self.extra.items() if v is not None}
+        for name in ("epochs", "limit", "seed", "data"):
+            value = getattr(self, name)
+            if value is not None:
+                changes[name] = value
+        return dataclasses.replace(spec, **changes).resolved()

@@ -1,0 +1,61 @@
+"""Named studies: presets of RunSpecs, each varying one factor from a baseline.
+
+No TensorFlow here, so `kerashw list` and the TUI's study list are instant.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Callable
+
+from kerashw.config import RunSpec, baseline
+
+
+@dataclass(frozen=True)
+class Study:
+    name: str
+    description: str
+    factor: str  # the RunSpec field it varies ("" for unions and grids)
+    make: Callable[[], list[RunSpec]]
+
+    def specs(self) -> list[RunSpec]:
+        # Deduplicated in order: the baseline shared by studies is one run.
+        return list(dict.fromkeys(s.resolved() for s in self.make()))
+
+
+def _vary(field: str, values, task="mnist") -> Callable[[], list[RunSpec]]:
+    return lambda: [dataclasses.replace(baseline(task), **{field: v}) for v in values]
+
+
+MNIST_STUDIES = {
+    "model": ("NN vs CNN", "model", ("nn", "cnn")),
+    "activation": ("hidden activation: ReLU vs Softmax vs Sigmoid", "activation",
+                   ("relu", "softmax", "sigmoid")),
+    "optimizer": ("Adam vs SGD", "optimizer", ("adam", "sgd")),
+    "lr": ("learning rate 0.05 vs 0.01 vs 0.25", "lr", (0.05, 0.01, 0.25)),
+    "batch": ("batch size 64 vs 4 vs 1024", "batch_size", (64, 4, 1024)),
+}
+
+SWEEPS: dict[str, Study] = {
+    name: Study(name, f"MNIST: {desc}", factor, _vary(factor, values))
+    for name, (desc, factor, values) in MNIST_STUDIES.items()
+}
+SWEEPS["all"] = Study(
+    "all", "MNIST: every study above (the shared baseline runs once)", "",
+    lambda: [s for name in MNIST_STUDIES for s in SWEEPS[name].make()],
+)
+
+
+def get_study(name: str) -> Study:
+    try:
+        return SWEEPS[name]
+    except KeyError:
+        raise ValueError(f"Unknown study {name!r}. Known: {sorted(SWEEPS)}") from None
+
+
+def studies_of(spec: RunSpec) -> list[str]:
+    """Every named study whose preset includes this spec (by resolved identity, ignoring
+    the overrides a user applies to all runs alike)."""
+    core = lambda s: dataclasses.replace(s.resolved(), epochs=1, limit=None, seed=0, data=None)
+    target = core(spec)
+    return [name for name, st in SWEEPS.items() if any(core(s) == target for s in st.make())]

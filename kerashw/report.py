@@ -1,0 +1,91 @@
+"""Text for people: the report's log line and tables of stored runs. No TF, no UI."""
+from __future__ import annotations
+
+import csv
+import io
+import json
+
+from kerashw.store import RunRow
+
+CHAR_KEYS = ("char_1", "char_2", "char_3", "char_4")
+
+
+def pct(value) -> str:
+    return "" if value is None else f"{100 * value:.2f}"
+
+
+def epoch_line(r: dict) -> str:
+    """The report's line: `Epoch [2/10], phase: train, samples: 48000, Loss: ..., ...`."""
+    head = (f"Epoch [{r['epoch']}/{r['epochs']}], phase: {r['phase']}, "
+            f"samples: {r['samples']}, Loss: {r['loss']:.4f}, ")
+    if f"{CHAR_KEYS[0]}_acc" in r:  # captcha: per-character accuracies, then whole-captcha
+        accs = [f"'{100 * r[f'{k}_acc']:.2f}%'" for k in CHAR_KEYS]
+        return head + f"Top-1 Accuracies: [{', '.join(accs)}], Whole: {100 * r['whole']:.2f}%"
+    return head + f"Top-1 Accuracy: {100 * r['top1']:.2f}%, Top-3 Accuracy: {100 * r['top3']:.2f}%"
+
+
+def _metric(row: RunRow, where: str, phase: str, key: str):
+    block = row.best if where == "best" else row.final
+    return (block.get(phase) or {}).get(key)
+
+
+def _spec_value(row: RunRow, key: str) -> str:
+    v = row.spec.get(key)
+    return "" if v is None else str(v)
+
+
+def result_rows(rows: list[RunRow], studies: bool = True) -> tuple[list[str], list[list[str]]]:
+    """Columns and rows for `kerashw results` and the end-of-study summary."""
+    spec_cols = ["model", "activation", "optimizer", "lr", "batch_size", "epochs", "limit", "preprocess"]
+    # Keep only spec columns that differ across the rows (plus model): the rest is noise.
+    varying = [c for c in spec_cols
+               if c == "model" or len({_spec_value(r, c) for r in rows}) > 1]
+    captcha = any(r.task == "captcha" for r in rows)
+    headers = ["run", "status", *varying, "train", "val", "test"]
+    headers += ["whole"] if captcha else ["top3"]
+    headers += ["best ep", "params", "sec"] + (["studies"] if studies else [])
+    out = []
+    for r in rows:
+        cells = [r.id[:8], r.status, *[_spec_value(r, c) for c in varying]]
+        cells += [pct(_metric(r, "final", p, "top1")) for p in ("train", "val", "test")]
+        cells.append(pct(_metric(r, "final", "test", "whole" if captcha else "top3")))
+        cells += [str(r.best.get("epoch", "")), f"{r.trainable_params or 0:,}",
+                  f"{r.elapsed:.1f}" if r.elapsed is not None else ""]
+        cells += [",".join(r.studies)] if studies else []
+        out.append(cells)
+    return headers, out
+
+
+def render(headers, rows, fmt: str) -> str:
+    """csv, markdown or json text (the rich table is drawn by the CLI)."""
+    if fmt == "csv":
+        buf = io.StringIO()
+        w = csv.writer(buf, lineterminator="\n")
+        w.writerow(headers)
+        w.writerows(rows)
+        return buf.getvalue()
+    if fmt == "markdown":
+        lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+        lines += ["| " + " | ".join(map(str, r)) + " |" for r in rows]
+        return "\n".join(lines) + "\n"
+    if fmt == "json":
+        return json.dumps([dict(zip(headers, r)) for r in rows], indent=2) + "\n"
+    raise ValueError(f"Unknown format {fmt!r}. Known: ['table', 'csv', 'markdown', 'json']")
+
+
+def rich_table(headers, rows, title=None):
+    """One table style for every command: text columns left, numbers right."""
+    from rich.table import Table
+
+    from rich import box
+
+    t = Table(title=title, box=box.SIMPLE_HEAD, padding=(0, 1), pad_edge=False,
+              caption="accuracies: top-1 % at the final epoch; run: id prefix")
+    for i, h in enumerate(headers):
+        # Cells keep their full width (headers wrap instead) so numbers never truncate.
+        width = max((len(str(r[i])) for r in rows), default=1)
+        t.add_column(h, min_width=width, no_wrap=h != "studies",
+                     justify="left" if h in ("run", "status", "model", "studies", "preprocess") else "right")
+    for r in rows:
+        t.add_row(*map(str, r))
+    return t

@@ -1,0 +1,188 @@
+"""The one place that compiles and fits. `run(spec) -> RunResult`; CLI and TUI sit on top.
+
+Metrics, per epoch and phase:
+- train: Keras's running average over the epoch's steps (what the report logs too),
+- val and test: a full pass with the weights at the end of the epoch.
+"""
+from __future__ import annotations
+
+import json
+import math
+import platform
+import threading
+import time
+import traceback
+from dataclasses import dataclass, field
+
+import keras
+
+from kerashw import __version__, tasks
+from kerashw.callbacks import CancelOnEvent, EpochReporter, Listener
+from kerashw.config import RunSpec
+from kerashw.data import DataError
+from kerashw.models import count_params, get_model
+from kerashw.store import Store
+
+
+@dataclass
+class RunResult:
+    run_id: str
+    spec: RunSpec
+    status: str  # finished, interrupted, diverged, failed, or skipped (already finished)
+    elapsed: float = 0.0
+    params: tuple[int, int] = (0, 0)
+    final: dict = field(default_factory=dict)  # {phase: metrics} of the last epoch
+    best: dict = field(default_factory=dict)  # {"epoch": n, phase: metrics} of the best val epoch
+    history: list = field(default_factory=list)  # every phase record
+    error: str | None = None
+
+
+def versions() -> dict:
+    import tensorflow as tf
+
+    return {"python": platform.python_version(), "tensorflow": tf.__version__,
+            "keras": keras.__version__, "kerashw": __version__}
+
+
+def steps_per_execution(steps: int) -> int:
+    """Run several steps per call to cut Keras's ~5 ms per-step overhead on CPU,
+    but keep about 50 progress updates per epoch. Epoch metrics stay exact."""
+    return max(1, min(32, steps // 50))
+
+
+def _summarise(history: list[dict]) -> tuple[dict, dict]:
+    metric_keys = lambda r: {k: v for k, v in r.items() if k not in ("epoch", "epochs", "phase")}
+    by_epoch: dict[int, dict] = {}
+    for r in history:
+        by_epoch.setdefault(r["epoch"], {})[r["phase"]] = metric_keys(r)
+    if not by_epoch:
+        return {}, {}
+    final = by_epoch[max(by_epoch)]
+    scored = [(e, p["val"]["top1"]) for e, p in by_epoch.items()
+              if "val" in p and p["val"].get("top1") is not None and not math.isnan(p["val"]["top1"])]
+    best = {}
+    if scored:
+        epoch = max(scored, key=lambda t: (t[1], -t[0]))[0]
+        best = {"epoch": epoch, **by_epoch[epoch]}
+    return final, best
+
+
+def _diverged(history: list[dict]) -> bool:
+    return any(isinstance(r.get("loss"), float) and not math.isfinite(r["loss"]) for r in history)
+
+
+def run(spec: RunSpec, *, store: Store | None = None, studies=(), listener: Listener | None = None,
+        cancel: threading.Event | None = None, index: int = 1, total: int = 1,
+        data_options: dict | None = None, tensorboard: bool = False) -> RunResult:
+    """Train one run end to end, storing every epoch as it ends.
+
+    KeyboardInterrupt marks the run interrupted in the store and propagates, so a
+    study stops; a set `cancel` event does the same without the exception.
+    """
+    spec = spec.resolved()
+    listener = listener or Listener()
+    store = store or Store()
+    run_id = spec.run_id
+    history: list[dict] = []
+    started = time.perf_counter()
+
+    keras.utils.set_random_seed(spec.seed)
+    task = tasks.prepare(spec, **(data_options or {}))
+    model = get_model(spec.model)(task.input_shape, task.num_classes,
+                                  activation=spec.activation, name=spec.model)
+    params = count_params(model)
+    run_dir = store.run_dir(run_id)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "spec.json").write_text(json.dumps(spec.to_dict(), indent=2))
+    store.start_run(run_id, spec.task, spec.label(), spec.to_dict(), studies, params, versions())
+    listener.run_started(spec, index, total, params)
+
+    def on_phase(record):
+        history.append(record)
+        metrics = {k: v for k, v in record.items() if k not in ("epoch", "epochs", "phase", "samples", "seconds")}
+        store.log_epoch(run_id, record["epoch"], record["phase"], metrics,
+                        samples=record["samples"], seconds=record["seconds"])
+
+    optimizer = {"adam": keras.optimizers.Adam, "sgd": keras.optimizers.SGD}[spec.optimizer](spec.lr)
+    model.compile(optimizer=optimizer, loss=task.loss, metrics=task.metrics,
+                  steps_per_execution=steps_per_execution(task.steps))
+    callbacks = [
+        EpochReporter(evaluate=task.evaluate, eval_sets=task.eval_sets, train_samples=task.n_train,
+                      steps=task.steps, epochs=spec.epochs, on_phase=on_phase,
+                      listener=listener, cancel=cancel),
+        keras.callbacks.TerminateOnNaN(),
+        keras.callbacks.CSVLogger(str(run_dir / "metrics.csv")),
+        keras.callbacks.ModelCheckpoint(str(run_dir / "best.weights.h5"), monitor="val_top1",
+                                        mode="max", save_best_only=True, save_weights_only=True),
+    ]
+    if cancel is not None:
+        callbacks.append(CancelOnEvent(cancel))
+    if tensorboard:
+        callbacks.append(keras.callbacks.TensorBoard(log_dir=str(run_dir / "tensorboard")))
+
+    status, error = "finished", None
+    try:
+        model.fit(task.train, epochs=spec.epochs, callbacks=callbacks, verbose=0, shuffle=False)
+    except KeyboardInterrupt:
+        _finish(store, run_id, "interrupted", started, history, params, spec, listener, None)
+        raise
+    except Exception as exc:  # stored, then re-raised for the caller to report
+        error = f"{type(exc).__name__}: {exc}"
+        _finish(store, run_id, "failed", started, history, params, spec, listener,
+                error + "\n" + traceback.format_exc(limit=5))
+        raise
+    if _diverged(history):
+        status = "diverged"
+    elif cancel is not None and cancel.is_set():
+        status = "interrupted"
+    elif len({r["epoch"] for r in history}) < spec.epochs:
+        status = "interrupted"  # fit returned early without a cause we know
+    if status == "finished":
+        model.save(run_dir / "model.keras")
+    return _finish(store, run_id, status, started, history, params, spec, listener, error)
+
+
+def _finish(store, run_id, status, started, history, params, spec, listener, error) -> RunResult:
+    elapsed = time.perf_counter() - started
+    final, best = _summarise(history)
+    store.finish_run(run_id, status, elapsed, final, best, error)
+    result = RunResult(run_id, spec, status, elapsed, params, final, best, history, error)
+    listener.run_ended(result)
+    return result
+
+
+def run_study(specs, *, store: Store, studies=(), listener: Listener | None = None,
+              force: bool = False, cancel: threading.Event | None = None,
+              data_options: dict | None = None, tensorboard: bool = False) -> list[RunResult]:
+    """Run each spec in turn; finished runs with the same id are reused unless `force`.
+
+    A diverged or failed run is stored and the study goes on; a cancel or Ctrl-C stops it.
+    """
+    listener = listener or Listener()
+    results = []
+    unique = list(dict.fromkeys(s.resolved() for s in specs))  # a shared baseline runs once
+    for i, spec in enumerate(unique, start=1):
+        if cancel is not None and cancel.is_set():
+            break
+        previous = store.status(spec.run_id)
+        if previous == "finished" and not force:
+            store.add_studies(spec.run_id, studies)
+            row = store.get(spec.run_id)
+            listener.run_skipped(spec, i, len(unique), previous)
+            results.append(RunResult(spec.run_id, spec, "skipped", row.elapsed or 0.0,
+                                     (row.trainable_params or 0, row.total_params or 0),
+                                     row.final, row.best))
+            continue
+        try:
+            result = run(spec, store=store, studies=studies, listener=listener, cancel=cancel,
+                         index=i, total=len(unique), data_options=data_options,
+                         tensorboard=tensorboard)
+        except (KeyboardInterrupt, DataError):
+            raise  # bad data fails every run alike: stop the study and say why
+        except Exception as exc:
+            result = RunResult(spec.run_id, spec, "failed", error=f"{type(exc).__name__}: {exc}")
+            listener.run_ended(result)
+        results.append(result)
+        if result.status == "interrupted":
+            break
+    return results

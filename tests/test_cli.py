@@ -1,0 +1,68 @@
+import json
+import subprocess
+import sys
+
+from click.testing import CliRunner
+
+from kerashw.cli import main
+
+
+def test_help_does_not_import_tensorflow():
+    code = ("import sys; from click.testing import CliRunner; from kerashw.cli import main; "
+            "r = CliRunner().invoke(main, ['--help']); assert r.exit_code == 0, r.output; "
+            "r = CliRunner().invoke(main, ['results', '--store', sys.argv[1]]); assert r.exit_code == 0, r.output; "
+            "assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules, 'TF imported'")
+    subprocess.run([sys.executable, "-c", code, "/tmp/kerashw-help-test"], check=True)
+
+
+def test_list_shows_studies_and_params():
+    r = CliRunner().invoke(main, ["list"])
+    assert r.exit_code == 0, r.output
+    for name in ("model", "activation", "optimizer", "lr", "batch", "all"):
+        assert name in r.output
+    assert "235,146 params" in r.output and "421,738 params" in r.output
+
+
+def test_train_then_results_end_to_end(tmp_path, mnist_path):
+    store = str(tmp_path / "st")
+    r = CliRunner().invoke(main, ["train", "--exp", "lr", "--epochs", "1", "--limit", "300",
+                                  "--mnist", str(mnist_path), "--store", store])
+    assert r.exit_code == 0, r.output
+    assert "Epoch [1/1], phase: train, samples: 300, Loss: " in r.output
+    assert "phase: test, samples: 10000" in r.output and "summary" in r.output
+    r = CliRunner().invoke(main, ["results", "--exp", "lr", "--store", store, "--format", "json"])
+    runs = json.loads(r.output)
+    assert sorted(x["spec"]["lr"] for x in runs) == [0.01, 0.05, 0.25]
+    assert all(x["status"] == "finished" for x in runs)
+    r = CliRunner().invoke(main, ["results", "--store", store, "--format", "csv"])
+    assert r.output.splitlines()[0].startswith("run,status,model,lr,train,val,test,top3")
+    assert len(r.output.splitlines()) == 4
+    md = CliRunner().invoke(main, ["results", "--store", store, "--format", "markdown"]).output
+    assert md.startswith("| run | status |")
+    one = CliRunner().invoke(main, ["results", runs[0]["id"][:6], "--store", store])
+    assert one.exit_code == 0 and one.output.count("Epoch [1/1]") == 3
+    # again: everything is reused, nothing trains
+    r = CliRunner().invoke(main, ["train", "--exp", "lr", "--epochs", "1", "--limit", "300",
+                                  "--mnist", str(mnist_path), "--store", store])
+    assert r.output.count("already finished") == 3 and "Epoch [" not in r.output
+
+
+def test_single_run_with_overrides(tmp_path, mnist_path):
+    store = str(tmp_path / "st")
+    r = CliRunner().invoke(main, ["train", "--model", "cnn", "--lr", "0.01", "--epochs", "1",
+                                  "--limit", "128", "--mnist", str(mnist_path), "--store", store])
+    assert r.exit_code == 0, r.output
+    runs = json.loads(CliRunner().invoke(main, ["results", "--store", store, "--format", "json"]).output)
+    assert [(x["spec"]["model"], x["spec"]["lr"]) for x in runs] == [("cnn", 0.01)]
+
+
+def test_bad_inputs_are_clear(tmp_path):
+    r = CliRunner().invoke(main, ["train", "--exp", "nope", "--store", str(tmp_path)])
+    assert r.exit_code == 2 and "Unknown study 'nope'" in r.output
+    r = CliRunner().invoke(main, ["train", "--model", "vgg", "--store", str(tmp_path)])
+    assert r.exit_code == 2 and "Unknown model 'vgg'" in r.output
+    r = CliRunner().invoke(main, ["train", "--epochs", "1", "--limit", "64",
+                                  "--mnist", str(tmp_path / "missing.npz"), "--store", str(tmp_path)])
+    assert r.exit_code == 2 and "missing.npz: no such file" in r.output
+    r = CliRunner().invoke(main, ["results", "ffff", "--store", str(tmp_path)])
+    assert r.exit_code == 1 and "matches no run" in r.output

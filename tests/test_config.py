@@ -1,0 +1,47 @@
+import dataclasses
+
+import pytest
+
+from kerashw.config import Overrides, RunSpec, baseline
+
+
+def test_run_id_is_stable_and_ignores_fields_the_task_ignores():
+    a = RunSpec()
+    b = RunSpec(preprocess="denoise", data="/somewhere")  # MNIST ignores both
+    assert a.run_id == b.run_id
+    assert len(a.run_id) == 12
+    assert RunSpec(lr=0.01).run_id != a.run_id
+    assert RunSpec(seed=1).run_id != a.run_id
+
+
+def test_baseline_is_the_reports():
+    b = baseline("mnist")
+    assert (b.model, b.activation, b.optimizer, b.lr, b.batch_size, b.epochs) == (
+        "nn", "relu", "adam", 0.05, 64, 10)
+
+
+@pytest.mark.parametrize("field,value,known", [
+    ("optimizer", "rmsprop", "adam"), ("activation", "gelu2", "relu"),
+    ("task", "cifar", "mnist"), ("preprocess", "blur", "denoise"),
+])
+def test_bad_values_name_what_is_accepted(field, value, known):
+    with pytest.raises(ValueError, match=f"{value!r}.*{known}"):
+        RunSpec(**{field: value})
+
+
+def test_numbers_are_checked():
+    with pytest.raises(ValueError, match="lr"):
+        RunSpec(lr=0)
+    with pytest.raises(ValueError, match="batch_size"):
+        RunSpec(batch_size=0)
+
+
+def test_overrides_apply_to_every_field_given():
+    spec = Overrides(epochs=2, limit=500, extra={"lr": 0.01, "model": None}).apply(RunSpec())
+    assert (spec.epochs, spec.limit, spec.lr, spec.model) == (2, 500, 0.01, "nn")
+
+
+def test_label_names_the_difference_from_baseline():
+    assert RunSpec(lr=0.25).label() == "lr=0.25"
+    assert RunSpec().label() == "nn"
+    assert dataclasses.replace(RunSpec(), epochs=3).label() == "nn"

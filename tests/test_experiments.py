@@ -1,0 +1,30 @@
+from kerashw.config import RunSpec
+from kerashw.experiments import SWEEPS, get_study, studies_of
+
+import pytest
+
+
+def test_each_study_varies_one_factor_from_the_baseline():
+    expected = {"model": 2, "activation": 3, "optimizer": 2, "lr": 3, "batch": 3}
+    for name, n in expected.items():
+        specs = get_study(name).specs()
+        assert len(specs) == n
+        assert RunSpec() in specs  # the baseline is in every study
+    assert [s.lr for s in get_study("lr").specs()] == [0.05, 0.01, 0.25]
+    assert [s.batch_size for s in get_study("batch").specs()] == [64, 4, 1024]
+
+
+def test_all_is_the_union_with_one_baseline():
+    specs = SWEEPS["all"].specs()
+    assert len(specs) == 9
+    assert len({s.run_id for s in specs}) == 9
+
+
+def test_studies_of_the_baseline_lists_all_five_plus_all():
+    assert set(studies_of(RunSpec(epochs=2))) >= {"model", "activation", "optimizer", "lr", "batch", "all"}
+    assert "lr" in studies_of(RunSpec(lr=0.01)) and "batch" not in studies_of(RunSpec(lr=0.01))
+
+
+def test_unknown_study_lists_known():
+    with pytest.raises(ValueError, match="Known: .*'lr'"):
+        get_study("learning-rate")

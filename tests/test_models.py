@@ -1,0 +1,27 @@
+import numpy as np
+import pytest
+
+from kerashw.models import MODELS, count_params, get_model
+
+
+def test_nn_shape_activation_and_params():
+    m = get_model("nn")((28, 28), 10, activation="sigmoid")
+    assert m.output_shape == (None, 10)
+    assert m.get_layer("nn_1_dense").get_config()["activation"] == "sigmoid"
+    assert count_params(m) == (235_146, 235_146)
+    out = m(np.zeros((2, 28, 28), np.float32))
+    np.testing.assert_allclose(np.asarray(out).sum(axis=1), 1.0, rtol=1e-5)
+
+
+def test_cnn_shape_activation_and_params():
+    m = get_model("cnn")((28, 28), 10, activation="softmax")
+    assert m.output_shape == (None, 10)
+    assert m.get_layer("cnn_1_softmax").get_config()["activation"] == "softmax"
+    trainable, total = count_params(m)
+    assert (trainable, total) == (421_738, 421_930)  # BatchNorm's moving stats are the difference
+
+
+def test_unknown_model_lists_known():
+    with pytest.raises(ValueError, match=r"Unknown model 'vgg'\. Known: \[.*'cnn'.*'nn'"):
+        get_model("vgg")
+    assert {"nn", "cnn"} <= set(MODELS)

@@ -1,0 +1,64 @@
+import multiprocessing as mp
+import sqlite3
+
+import pytest
+
+from kerashw.store import Store
+
+
+def _write_many(path, prefix, n):
+    s = Store(path)
+    for i in range(n):
+        rid = f"{prefix}{i:04d}"
+        s.start_run(rid, "mnist", "x", {"seed": 1}, ["s"])
+        for e in range(1, 4):
+            s.log_epoch(rid, e, "train", {"loss": 1.0, "top1": 0.5, "top3": 0.9}, samples=10)
+        s.finish_run(rid, "finished", 1.0, {"train": {"top1": 0.5}})
+
+
+def test_run_lifecycle(store):
+    store.start_run("abc123", "mnist", "nn", {"seed": 42, "lr": 0.05}, ["lr"], (10, 12), {"keras": "3"})
+    assert store.status("abc123") == "running"
+    store.log_epoch("abc123", 1, "train", {"loss": 0.5, "top1": 0.9, "top3": 0.99, "char_1_acc": 0.7}, 100, 1.5)
+    store.log_epoch("abc123", 1, "val", {"loss": 0.6, "top1": 0.8, "top3": 0.98}, 10)
+    store.finish_run("abc123", "finished", 3.0, {"val": {"top1": 0.8}}, {"epoch": 1})
+    row = store.find("abc")
+    assert (row.status, row.trainable_params, row.total_params, row.seed) == ("finished", 10, 12, 42)
+    assert row.studies == ["lr"] and row.final["val"]["top1"] == 0.8 and row.versions == {"keras": "3"}
+    eps = store.epochs("abc123")
+    assert [e["phase"] for e in eps] == ["train", "val"]
+    assert eps[0]["char_1_acc"] == 0.7 and eps[0]["seconds"] == 1.5
+
+
+def test_restart_clears_old_epochs_and_keeps_studies(store):
+    store.start_run("r1", "mnist", "nn", {}, ["a"])
+    store.log_epoch("r1", 1, "train", {"loss": 1.0})
+    store.start_run("r1", "mnist", "nn", {}, ["b"])
+    assert store.epochs("r1") == [] and store.get("r1").studies == ["a", "b"]
+
+
+def test_find_errors_and_bad_status(store):
+    with pytest.raises(KeyError, match="matches no run"):
+        store.find("zzz")
+    with pytest.raises(ValueError, match="Unknown status 'done'"):
+        store.finish_run("r", "done", 1.0)
+
+
+def test_not_a_store(tmp_path):
+    (tmp_path / "x.db").write_text("hello, not sqlite" * 100)
+    with pytest.raises(ValueError, match="x.db is not a kerashw results store"):
+        Store(tmp_path / "x.db")
+
+
+def test_wal_and_two_processes_write_at_once(tmp_path):
+    path = tmp_path / "runs.db"
+    Store(path)
+    procs = [mp.get_context("spawn").Process(target=_write_many, args=(path, p, 40)) for p in "ab"]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(60)
+        assert p.exitcode == 0
+    s = Store(path)
+    assert len(s.runs()) == 80
+    assert sqlite3.connect(path).execute("PRAGMA journal_mode").fetchone()[0] == "wal"
