@@ -52,10 +52,11 @@ class EpochReporter(keras.callbacks.Callback):
     adds `val_*` / `test_*` to `logs`, so those see the same numbers as the store.
     """
 
-    def __init__(self, *, evaluate, eval_sets: dict, train_samples: int, steps: int,
+    def __init__(self, *, evaluate, to_record, eval_sets: dict, train_samples: int, steps: int,
                  epochs: int, on_phase, listener: Listener, cancel: threading.Event | None):
         super().__init__()
         self.evaluate = evaluate  # (model, dataset) -> {metric: value}
+        self.to_record = to_record  # Keras's train logs -> {metric: value}
         self.eval_sets = eval_sets  # {"val": (dataset, n), "test": (dataset, n)}
         self.train_samples = train_samples
         self.steps = steps
@@ -75,7 +76,7 @@ class EpochReporter(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         logs = logs if logs is not None else {}
         seconds = time.perf_counter() - self._t0
-        train = {k: float(v) for k, v in logs.items() if not k.startswith(("val_", "test_"))}
+        train = self.to_record(logs)
         self._emit(epoch, "train", self.train_samples, train, seconds)
         for phase, (ds, n) in self.eval_sets.items():
             if self.cancel is not None and self.cancel.is_set():

@@ -51,6 +51,15 @@ class RichListener(Listener):
         self.console.print(f"[{colour}]{result.status}[/{colour}] {result.run_id} in "
                            f"{result.elapsed:.1f}s{extra}")
 
+    def data_progress(self, done, total, description):
+        """Progress of once-per-image work (synthetic generation, preprocessing)."""
+        if self.task is None:
+            self.progress.start()
+            self.task = self.progress.add_task(description, total=total)
+        self.progress.update(self.task, completed=done, total=total, description=description)
+        if done >= total:
+            self.stop_bar()
+
     def stop_bar(self):
         if self.task is not None:
             self.progress.stop()
@@ -62,6 +71,7 @@ def run_with_progress(console: Console, specs, store: Store, studies, *, force=F
                       tensorboard=False, data_options=None) -> int:
     """Run a study with live output; returns the process exit code."""
     listener = RichListener(console)
+    data_options = {**(data_options or {}), "progress": listener.data_progress}
     try:
         results = train.run_study(specs, store=store, studies=studies, listener=listener,
                                   force=force, data_options=data_options, tensorboard=tensorboard)

@@ -45,6 +45,19 @@ SWEEPS["all"] = Study(
     lambda: [s for name in MNIST_STUDIES for s in SWEEPS[name].make()],
 )
 
+CAPTCHA_MODELS = ("baseline", "simple_cnn", "resnet18", "resnet18_mod")
+CAPTCHA_VARIANTS = ("original", "denoise", "denoise2")
+_cap = baseline("captcha")
+SWEEPS["captcha"] = Study(
+    "captcha", "CAPTCHA: every preprocess x model (3 x 4 grid)", "",
+    lambda: [dataclasses.replace(_cap, model=m, preprocess=p)
+             for p in CAPTCHA_VARIANTS for m in CAPTCHA_MODELS],
+)
+SWEEPS["captcha-models"] = Study("captcha-models", "CAPTCHA: the four models on original",
+                                 "model", _vary("model", CAPTCHA_MODELS, "captcha"))
+SWEEPS["captcha-preprocess"] = Study("captcha-preprocess", "CAPTCHA: the three variants on resnet18_mod",
+                                     "preprocess", _vary("preprocess", CAPTCHA_VARIANTS, "captcha"))
+
 
 def get_study(name: str) -> Study:
     try:

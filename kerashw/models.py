@@ -45,9 +45,72 @@ def build_cnn(input_shape=(28, 28), num_classes=10, *, activation="relu", name="
     return keras.Model(inputs, outputs, name=name)
 
 
+def _heads(x, num_classes, name):
+    """Four softmax heads named char_1..char_4, as in the TA baseline."""
+    return {f"char_{i}": layers.Dense(num_classes, activation="softmax", name=f"char_{i}")(x)
+            for i in range(1, 5)}
+
+
+def build_baseline(input_shape=(50, 130, 3), num_classes=19, *, activation="relu", name="baseline"):
+    """The TA's CNN: Conv32(same)-Conv32-Pool-Conv64(same)-Conv64-Pool-Conv128(same)-Conv128-BN-Pool
+    -Conv256(same)-Conv256(same)-Pool-Conv512(same)-BN-Pool-Flatten-Dropout(0.5)-4 x Dense(19)."""
+    inputs = keras.Input(shape=input_shape, name=f"{name}_input")
+    x = inputs
+    plan = [(32, "same"), (32, "valid"), "pool", (64, "same"), (64, "valid"), "pool",
+            (128, "same"), (128, "valid"), "bn", "pool", (256, "same"), (256, "same"), "pool",
+            (512, "same"), "bn", "pool"]
+    for i, step in enumerate(plan, start=1):
+        if step == "pool":
+            x = layers.MaxPooling2D(2, name=f"{name}_{i}_pool")(x)
+        elif step == "bn":
+            x = layers.BatchNormalization(name=f"{name}_{i}_bn")(x)
+        else:
+            x = layers.Conv2D(step[0], 3, padding=step[1], activation=activation,
+                              name=f"{name}_{i}_conv")(x)
+    x = layers.Flatten(name=f"{name}_flatten")(x)
+    x = layers.Dropout(0.5, name=f"{name}_dropout")(x)
+    return keras.Model(inputs, _heads(x, num_classes, name), name=name)
+
+
+def build_simple_cnn(input_shape=(50, 130, 3), num_classes=19, *, activation="relu", name="simple_cnn"):
+    """A plain small CNN with a large dense layer: Conv32-Pool-Conv64-Pool-Flatten-Dense512-4 heads.
+    Most of its ~12.6M parameters sit in the dense layer, as in the report's SimpleCNN."""
+    inputs = keras.Input(shape=input_shape, name=f"{name}_input")
+    x = inputs
+    for i, filters in enumerate((32, 64), start=1):
+        x = layers.Conv2D(filters, 3, padding="same", activation=activation, name=f"{name}_{i}_conv")(x)
+        x = layers.MaxPooling2D(2, name=f"{name}_{i}_pool")(x)
+    x = layers.Flatten(name=f"{name}_flatten")(x)
+    x = layers.Dense(512, activation=activation, name=f"{name}_dense")(x)
+    return keras.Model(inputs, _heads(x, num_classes, name), name=name)
+
+
+def build_resnet18(input_shape=(50, 130, 3), num_classes=19, *, activation="relu", name="resnet18",
+                   channels=(64, 64, 128, 256, 512), blocks_per_stage=(2, 2, 2, 2), strides=(1, 2, 2, 2)):
+    """ResNet18 (torchvision layout): 7x7/2 stem conv + 3x3/2 max pool, four stages of basic
+    blocks, global average pool, four heads. `channels` = stem then each stage."""
+    inputs = keras.Input(shape=input_shape, name=f"{name}_input")
+    x = blocks.apply_conv_bn(inputs, channels[0], 7, strides=2, name=f"{name}_stem")
+    x = layers.MaxPooling2D(3, strides=2, padding="same", name=f"{name}_stem_pool")(x)
+    for i, (filters, n, stride) in enumerate(zip(channels[1:], blocks_per_stage, strides), start=1):
+        x = blocks.apply_stack(x, filters, n, strides=stride, name=f"{name}_stage{i}")
+    x = layers.GlobalAveragePooling2D(name=f"{name}_avg_pool")(x)
+    return keras.Model(inputs, _heads(x, num_classes, name), name=name)
+
+
+def build_resnet18_mod(input_shape=(50, 130, 3), num_classes=19, *, activation="relu", name="resnet18_mod"):
+    """The report's slim ResNet18: the same builder with channels 16,16,16,32,32 (95,164 params)."""
+    return build_resnet18(input_shape, num_classes, activation=activation, name=name,
+                          channels=(16, 16, 16, 32, 32))
+
+
 MODELS = {
     "nn": build_nn,
     "cnn": build_cnn,
+    "baseline": build_baseline,
+    "simple_cnn": build_simple_cnn,
+    "resnet18": build_resnet18,
+    "resnet18_mod": build_resnet18_mod,
 }
 
 

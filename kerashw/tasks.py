@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import keras
@@ -26,6 +26,13 @@ class Task:
     loss: Any
     metrics: Any
     evaluate: Callable  # (model, dataset) -> {metric: value}
+    wrap: Callable = lambda model: model  # the model fit trains (captcha adds an output)
+    to_record: Callable = None  # Keras logs -> the store's metric names
+    skipped: list = field(default_factory=list)  # unreadable images skipped (--skip-bad)
+
+    def __post_init__(self):
+        if self.to_record is None:
+            self.to_record = lambda logs: {k: float(logs[k]) for k in ("loss", "top1", "top3")}
 
 
 @functools.lru_cache(maxsize=2)

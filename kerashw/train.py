@@ -104,10 +104,11 @@ def run(spec: RunSpec, *, store: Store | None = None, studies=(), listener: List
                         samples=record["samples"], seconds=record["seconds"])
 
     optimizer = {"adam": keras.optimizers.Adam, "sgd": keras.optimizers.SGD}[spec.optimizer](spec.lr)
-    model.compile(optimizer=optimizer, loss=task.loss, metrics=task.metrics,
-                  steps_per_execution=steps_per_execution(task.steps))
+    fit_model = task.wrap(model)  # shares model's layers; model is what gets saved
+    fit_model.compile(optimizer=optimizer, loss=task.loss, metrics=task.metrics,
+                      steps_per_execution=steps_per_execution(task.steps))
     callbacks = [
-        EpochReporter(evaluate=task.evaluate, eval_sets=task.eval_sets, train_samples=task.n_train,
+        EpochReporter(evaluate=task.evaluate, to_record=task.to_record, eval_sets=task.eval_sets, train_samples=task.n_train,
                       steps=task.steps, epochs=spec.epochs, on_phase=on_phase,
                       listener=listener, cancel=cancel),
         keras.callbacks.TerminateOnNaN(),
@@ -122,7 +123,7 @@ def run(spec: RunSpec, *, store: Store | None = None, studies=(), listener: List
 
     status, error = "finished", None
     try:
-        model.fit(task.train, epochs=spec.epochs, callbacks=callbacks, verbose=0, shuffle=False)
+        fit_model.fit(task.train, epochs=spec.epochs, callbacks=callbacks, verbose=0, shuffle=False)
     except KeyboardInterrupt:
         _finish(store, run_id, "interrupted", started, history, params, spec, listener, None)
         raise

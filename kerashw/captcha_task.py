@@ -1,0 +1,79 @@
+"""The captcha part for train.run: pipelines, the four-head loss, per-character and
+whole-captcha accuracy.
+
+Whole-captcha accuracy needs all four heads at once, which a per-output Keras
+metric never sees. So training runs a wrapper model with one more output,
+`chars` (the four softmaxes stacked, no loss), whose metric is "all four right".
+The wrapper shares every layer with the four-head model that gets saved and exported.
+"""
+from __future__ import annotations
+
+import math
+
+import keras
+import numpy as np
+from keras import layers, ops
+
+from kerashw import data
+from kerashw.captcha import HEADS, captcha_splits
+from kerashw.config import RunSpec
+from kerashw.tasks import EVAL_BATCH, Task
+
+
+def whole_captcha(y_true, y_pred):
+    """1 where every character is right; y_true (B, 4) ints, y_pred (B, 4, classes)."""
+    pred = ops.argmax(y_pred, axis=-1)
+    return ops.cast(ops.all(ops.equal(ops.cast(y_true, pred.dtype), pred), axis=-1), "float32")
+
+
+def with_chars_output(model: keras.Model) -> keras.Model:
+    heads = model.output
+    stacked = layers.Concatenate(axis=1, name="chars")(
+        [layers.Reshape((1, heads[h].shape[-1]), name=f"{h}_row")(heads[h]) for h in HEADS])
+    return keras.Model(model.inputs, {**heads, "chars": stacked}, name=f"{model.name}_train")
+
+
+def _with_chars(split: data.Split) -> data.Split:
+    y = dict(split.y)
+    y["chars"] = np.stack([split.y[h] for h in HEADS], axis=1)
+    return data.Split(split.x, y)
+
+
+def to_record(logs: dict) -> dict:
+    """Keras's multi-output log names -> the store's: char_k_acc, whole, top1 = mean char acc."""
+    rec = {"loss": float(logs["loss"])}
+    for h in HEADS:
+        rec[f"{h}_acc"] = float(logs[f"{h}_acc"])
+    rec["whole"] = float(logs["chars_whole"])
+    rec["top1"] = sum(rec[f"{h}_acc"] for h in HEADS) / len(HEADS)
+    return rec
+
+
+def _evaluate(model, ds) -> dict:
+    return to_record(model.evaluate(ds, verbose=0, return_dict=True))
+
+
+def prepare_captcha(spec: RunSpec, progress=None, counts=None, skip_bad=False, **_) -> Task:
+    splits, skipped = captcha_splits(spec.data, spec.preprocess, spec.seed, spec.limit,
+                                     counts=counts, skip_bad=skip_bad, progress=progress)
+    splits = {p: _with_chars(s) for p, s in splits.items()}
+    train = splits["train"]
+    if len(train) == 0:
+        raise data.DataError(f"no training images in {spec.data or 'the synthetic set'}")
+    metrics = {h: [keras.metrics.SparseCategoricalAccuracy(name="acc")] for h in HEADS}
+    metrics["chars"] = [keras.metrics.MeanMetricWrapper(whole_captcha, name="whole")]
+    return Task(
+        input_shape=train.x.shape[1:],
+        num_classes=19,
+        train=data.make_dataset(train, spec.batch_size, training=True, seed=spec.seed),
+        eval_sets={p: (data.make_dataset(splits[p], EVAL_BATCH // 4, training=False, seed=spec.seed),
+                       len(splits[p])) for p in ("val", "test") if len(splits[p])},
+        n_train=len(train),
+        steps=math.ceil(len(train) / spec.batch_size),
+        loss={h: "sparse_categorical_crossentropy" for h in HEADS},
+        metrics=metrics,
+        evaluate=_evaluate,
+        wrap=with_chars_output,
+        to_record=to_record,
+        skipped=skipped,
+    )

@@ -1,0 +1,131 @@
+"""Synthetic THSR-style captchas: the embedded default data, so the captcha study
+runs on a fresh machine with nothing downloaded.
+
+What the real ones (shared/data/thsr-sample) look like and what is copied here:
+light grey background under dense salt-and-pepper speckle; four dark, condensed
+sans-serif glyphs, each a little rotated and shifted; one thick dark arc (a
+quadratic curve) running across the whole width, which *inverts* the glyph
+pixels it crosses (glyph strokes turn light under the arc); sizes 46-54 x 108-140.
+"""
+from __future__ import annotations
+
+import csv
+import os
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFont
+
+ALPHABET = "234579ACFHKMNPQRTYZ"
+
+
+def _font_path() -> str:
+    # The `captcha` package ships DroidSansMono; a fresh machine may have no system fonts.
+    import captcha
+
+    return str(Path(captcha.__file__).parent / "data" / "DroidSansMono.ttf")
+
+
+_FONTS: dict = {}
+
+
+def _font(size: int):
+    if size not in _FONTS:
+        _FONTS[size] = ImageFont.truetype(_font_path(), size)
+    return _FONTS[size]
+
+
+def _glyph(ch: str, height: int, rng) -> Image.Image:
+    """One glyph as an L-mode mask (255 = ink), condensed and rotated."""
+    size = int(height * rng.uniform(0.88, 1.02))
+    font = _font(size)
+    left, top, right, bottom = font.getbbox(ch)
+    img = Image.new("L", (right + 4, bottom + 4), 0)
+    d = ImageDraw.Draw(img)
+    d.text((2, 2), ch, font=font, fill=255, stroke_width=int(rng.integers(0, 2)), stroke_fill=255)
+    img = img.crop(img.getbbox())
+    w, h = img.size
+    img = img.resize((max(4, int(w * rng.uniform(0.8, 1.05))), h), Image.BILINEAR)
+    return img.rotate(float(rng.uniform(-15, 15)), resample=Image.BILINEAR, expand=True)
+
+
+def _arc_mask(h: int, w: int, rng) -> np.ndarray:
+    """A thick quadratic curve across the full width; most real arcs bow upwards over the text."""
+    xs = np.arange(w, dtype=np.float64)
+    y_left, y_right = rng.uniform(0.25, 0.65) * h, rng.uniform(0.02, 0.3) * h
+    sag = rng.uniform(-0.3, 0.05) * h  # negative: the middle rises above the chord
+    t = xs / (w - 1)
+    ys = y_left + (y_right - y_left) * t + sag * 4 * t * (1 - t)
+    thickness = rng.uniform(3.5, 5.5)
+    yy = np.arange(h)[:, None]
+    start, end = int(rng.uniform(0, 0.08) * w), int(rng.uniform(0.9, 1.0) * w)
+    mask = (np.abs(yy - ys[None, :]) <= thickness / 2)
+    mask[:, :start] = False
+    mask[:, end:] = False
+    return mask
+
+
+def generate(label: str, seed: int, with_mask: bool = False):
+    """One captcha as uint8 RGB (h, w, 3); with_mask also returns the arc's boolean mask."""
+    rng = np.random.default_rng(seed)
+    h, w = int(rng.integers(46, 55)), int(rng.integers(108, 141))
+    ink = Image.new("L", (w, h), 0)
+    x = rng.uniform(0.06, 0.16) * w
+    step = (w * rng.uniform(0.72, 0.82)) / 4
+    for ch in label:
+        g = _glyph(ch, h, rng)
+        y = int((h - g.size[1]) / 2 + rng.uniform(-3, 3))
+        ink.paste(255, (int(x), max(0, y)), g)
+        x += step * rng.uniform(0.9, 1.1)
+    text = np.asarray(ink) > 110
+    arc = _arc_mask(h, w, rng)
+    dark = text ^ arc  # the arc inverts the glyph pixels it crosses, as on the real ones
+    background = rng.uniform(190, 225)
+    img = np.full((h, w), background) + rng.normal(0, 12, (h, w))
+    img[dark] = rng.uniform(25, 70) + rng.normal(0, 15, int(dark.sum()))
+    speckle = rng.random((h, w))
+    img[speckle < 0.14] = rng.uniform(0, 90, int((speckle < 0.14).sum()))  # dark pepper
+    img[speckle > 0.93] = 255  # light salt
+    gray = np.clip(img, 0, 255).astype(np.uint8)
+    rgb = np.repeat(gray[:, :, None], 3, axis=2)
+    return (rgb, arc) if with_mask else rgb
+
+
+def random_label(rng) -> str:
+    return "".join(rng.choice(list(ALPHABET), size=4))
+
+
+def _write_chunk(args):
+    folder, start, labels, seed = args
+    for i, label in enumerate(labels, start=start):
+        rgb = generate(label, seed * 1_000_003 + i)
+        Image.fromarray(rgb).save(folder / f"{i:05d}.png", optimize=False, compress_level=1)
+    return len(labels)
+
+
+def ensure_synthetic(folder: Path, n: int = 8000, seed: int = 0, progress=None) -> Path:
+    """Write n captchas + labels.csv into folder once; later calls reuse it."""
+    folder = Path(folder)
+    done = folder / "labels.csv"
+    if done.exists():
+        return folder
+    tmp = folder.with_name(folder.name + f".tmp{os.getpid()}")
+    tmp.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    labels = [random_label(rng) for _ in range(n)]
+    chunk = 250
+    jobs = [(tmp, s, labels[s:s + chunk], seed) for s in range(0, n, chunk)]
+    from kerashw.parallel import map_progress
+
+    map_progress(_write_chunk, jobs, total=n, description="generating synthetic captchas",
+                 progress=progress, weight=lambda r: r)
+    with open(tmp / "labels.csv", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["filename", "label"])
+        w.writerows((f"{i:05d}.png", lab) for i, lab in enumerate(labels))
+    try:
+        tmp.rename(folder)  # atomic: a half-written set is never mistaken for a finished one
+    except OSError:
+        if not done.exists():
+            raise
+    return folder
