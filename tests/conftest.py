@@ -4,7 +4,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import tempfile
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# Preprocessing and synthetic-captcha caches go to a per-session folder, never ~/.cache.
+os.environ["KERASHW_CACHE"] = tempfile.mkdtemp(prefix="kerashw-test-cache-")
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data"
@@ -42,3 +46,11 @@ def tiny_mnist_arrays(n_train=90, n_test=20, seed=0) -> dict:
         "x_test": rng.integers(0, 256, (n_test, 28, 28), dtype=np.uint8),
         "y_test": rng.integers(0, 10, n_test).astype(np.uint8),
     }
+
+
+@pytest.fixture(scope="session")
+def synth_folder(tmp_path_factory) -> Path:
+    """160 synthetic captchas as a labelled folder (fast stand-in for the 8,000 default)."""
+    from kerashw import synth
+
+    return synth.ensure_synthetic(tmp_path_factory.mktemp("synth") / "s160", n=160, seed=3)
