@@ -28,6 +28,9 @@ class Listener:
 
     def run_skipped(self, spec, index: int, total: int, status: str) -> None: ...
 
+    def notice(self, text: str) -> None:
+        """Something the user should know that is not an error (skipped images)."""
+
 
 class CancelOnEvent(keras.callbacks.Callback):
     """Stops fit at the next step once `event` is set (the TUI's cancel key)."""

@@ -53,6 +53,17 @@ def _evaluate(model, ds) -> dict:
     return to_record(model.evaluate(ds, verbose=0, return_dict=True))
 
 
+def confusion(model, split: data.Split) -> dict:
+    """Per position, a 19x19 count matrix [true][predicted] over a split."""
+    pred = model.predict(split.x.astype("float32") / 255.0, batch_size=EVAL_BATCH // 4, verbose=0)
+    out = {}
+    for h in HEADS:
+        m = np.zeros((19, 19), dtype=int)
+        np.add.at(m, (split.y[h], np.argmax(pred[h], axis=-1)), 1)
+        out[h] = m.tolist()
+    return out
+
+
 def prepare_captcha(spec: RunSpec, progress=None, counts=None, skip_bad=False, **_) -> Task:
     splits, skipped = captcha_splits(spec.data, spec.preprocess, spec.seed, spec.limit,
                                      counts=counts, skip_bad=skip_bad, progress=progress)
@@ -76,4 +87,6 @@ def prepare_captcha(spec: RunSpec, progress=None, counts=None, skip_bad=False, *
         wrap=with_chars_output,
         to_record=to_record,
         skipped=skipped,
+        finalize=(lambda model: {"confusion_test": confusion(model, splits["test"])})
+        if len(splits["test"]) else None,
     )

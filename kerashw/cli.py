@@ -113,7 +113,9 @@ def _resolve_specs(exp, model, **fields) -> tuple[list[RunSpec], list[str]]:
 @click.option("--store", "store_path", type=click.Path(), help="Results folder or .db (default ./kerashw-runs or $KERASHW_HOME).")
 @click.option("--force", is_flag=True, help="Re-run runs that already finished.")
 @click.option("--tensorboard", is_flag=True, help="Also write TensorBoard logs in each run's folder.")
-def train(exp, model, mnist, store_path, force, tensorboard, **fields):
+@click.option("--skip-bad", is_flag=True, help="Captcha: skip unreadable images (counted) instead of failing.")
+@click.option("--split", "split_counts", nargs=3, type=int, help="Captcha: train val test counts (default 4:1:3).")
+def train(exp, model, mnist, store_path, force, tensorboard, skip_bad, split_counts, **fields):
     """Train a study (--exp NAME) or one run from the baseline with overrides."""
     specs, studies = _resolve_specs(exp, model, **fields)
     store = _store(store_path)
@@ -121,7 +123,8 @@ def train(exp, model, mnist, store_path, force, tensorboard, **fields):
     from kerashw.clirun import run_with_progress
 
     code = run_with_progress(console, specs, store, studies, force=force, tensorboard=tensorboard,
-                             data_options={"mnist": mnist})
+                             data_options={"mnist": mnist, "skip_bad": skip_bad,
+                                           "counts": tuple(split_counts) if split_counts else None})
     sys.exit(code)
 
 
@@ -130,7 +133,8 @@ def train(exp, model, mnist, store_path, force, tensorboard, **fields):
 @click.option("--exp", help="Only runs of this study.")
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True)
 @click.option("--store", "store_path", type=click.Path(), help="Results folder or .db.")
-def results(run_id, exp, fmt, store_path):
+@click.option("--confusion", is_flag=True, help="Captcha run: most-confused symbol pairs per position (test).")
+def results(run_id, exp, fmt, store_path, confusion):
     """Stored runs, or one run's epochs (RUN_ID, a unique prefix is enough)."""
     from kerashw import report
 
@@ -147,6 +151,8 @@ def results(run_id, exp, fmt, store_path):
             click.echo(report.epoch_line({**e, "epochs": row.spec.get("epochs", epochs)}))
         if row.error:
             console.print(f"[red]error:[/red] {row.error}")
+        if confusion:
+            _print_confusion(store, row)
         return
     rows = store.runs(study=exp)
     if not rows:
@@ -163,6 +169,44 @@ def results(run_id, exp, fmt, store_path):
         console.print(report.rich_table(headers, table_rows, title=f"runs in {store.path}"))
     else:
         click.echo(report.render(headers, table_rows, fmt), nl=False)
+
+
+def _print_confusion(store, row):
+    import json
+
+    from kerashw.report import confused_pairs
+
+    path = store.run_dir(row.id) / "confusion_test.json"
+    if not path.exists():
+        raise click.ClickException(f"no confusion matrix for run {row.id} ({path} missing): "
+                                   "it is written when a captcha run finishes")
+    matrices = json.loads(path.read_text())
+    t = Table(title="most-confused pairs on the test split (true -> predicted: count)")
+    for h in matrices:
+        t.add_column(h)
+    per_head = [confused_pairs(m, 8) for m in matrices.values()]
+    for i in range(max(map(len, per_head), default=0)):
+        t.add_row(*[f"{p[i][0]} -> {p[i][1]}: {p[i][2]}" if i < len(p) else "" for p in per_head])
+    console.print(t)
+    accs = [sum(m[k][k] for k in range(len(m))) / max(1, sum(map(sum, m))) for m in matrices.values()]
+    console.print("per-position test accuracy: " + ", ".join(f"{100 * a:.2f}%" for a in accs))
+
+
+@main.command()
+@click.option("--data", type=click.Path(), help="Captcha folder (default: the synthetic set).")
+@click.option("-n", "count", type=int, default=8, show_default=True, help="Samples (rows).")
+@click.option("-o", "--output", type=click.Path(), default="preview.png", show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True, help="Which samples.")
+def preview(data, count, output, seed):
+    """A PNG grid: each sample through original | denoise | denoise2."""
+    from kerashw.data import DataError
+    from kerashw.preview import write_preview
+
+    try:
+        out = write_preview(data, output, count, seed)
+    except DataError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"wrote {out}")
 
 
 if __name__ == "__main__":

@@ -31,6 +31,9 @@ class RichListener(Listener):
         self.console.print(f"run {index}/{total} {spec.run_id} {spec.label()}: already {status}, "
                            "reusing it (--force re-runs)")
 
+    def notice(self, text):
+        self.console.print(f"[yellow]note:[/yellow] {text}")
+
     def epoch_started(self, epoch, epochs, steps):
         if self.task is None:
             self.progress.start()

@@ -89,3 +89,12 @@ def rich_table(headers, rows, title=None):
     for r in rows:
         t.add_row(*map(str, r))
     return t
+
+
+def confused_pairs(matrix, top: int = 8) -> list[tuple[str, str, int]]:
+    """Off-diagonal cells of a [true][pred] matrix, largest first, as symbols."""
+    from kerashw.synth import ALPHABET
+
+    cells = [(ALPHABET[t], ALPHABET[p], c) for t, row in enumerate(matrix)
+             for p, c in enumerate(row) if t != p and c]
+    return sorted(cells, key=lambda x: -x[2])[:top]

@@ -29,6 +29,7 @@ class Task:
     wrap: Callable = lambda model: model  # the model fit trains (captcha adds an output)
     to_record: Callable = None  # Keras logs -> the store's metric names
     skipped: list = field(default_factory=list)  # unreadable images skipped (--skip-bad)
+    finalize: Callable | None = None  # (model) -> {name: JSON-able}, saved in the run folder
 
     def __post_init__(self):
         if self.to_record is None:

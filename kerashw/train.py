@@ -96,6 +96,8 @@ def run(spec: RunSpec, *, store: Store | None = None, studies=(), listener: List
     (run_dir / "spec.json").write_text(json.dumps(spec.to_dict(), indent=2))
     store.start_run(run_id, spec.task, spec.label(), spec.to_dict(), studies, params, versions())
     listener.run_started(spec, index, total, params)
+    if task.skipped:
+        listener.notice(f"skipped {len(task.skipped)} unreadable image(s): {', '.join(task.skipped[:5])}")
 
     def on_phase(record):
         history.append(record)
@@ -140,6 +142,8 @@ def run(spec: RunSpec, *, store: Store | None = None, studies=(), listener: List
         status = "interrupted"  # fit returned early without a cause we know
     if status == "finished":
         model.save(run_dir / "model.keras")
+        for name, value in (task.finalize(model) if task.finalize else {}).items():
+            (run_dir / f"{name}.json").write_text(json.dumps(value))
     return _finish(store, run_id, status, started, history, params, spec, listener, error)
 
 
