@@ -209,5 +209,94 @@ def preview(data, count, output, seed):
     click.echo(f"wrote {out}")
 
 
+@main.command()
+@click.argument("run_id", required=False)
+@click.option("-o", "--output", type=click.Path(), help="Folder (default saved_models/<study>-<run-id>).")
+@click.option("--best", "best_of", is_flag=True, help="Export the best run (by val top-1) of --exp.")
+@click.option("--exp", help="Study, with --best.")
+@click.option("--weights", type=click.Choice(["final", "best"]), default="final", show_default=True,
+              help="The last epoch's weights or the best-val epoch's.")
+@click.option("--store", "store_path", type=click.Path(), help="Results folder or .db.")
+def export(run_id, output, best_of, exp, weights, store_path):
+    """Export a finished run as a TensorFlow SavedModel, verified by reloading it."""
+    _quiet_tf()
+    from kerashw.export import ExportError, best_run, export_run
+
+    store = _store(store_path)
+    try:
+        if best_of:
+            if not exp:
+                raise click.BadParameter("--best needs --exp STUDY")
+            row = best_run(store, exp)
+        elif run_id:
+            row = store.find(run_id)
+        else:
+            raise click.BadParameter("give a RUN_ID, or --best --exp STUDY")
+        out = export_run(store, row, output, weights)
+    except (ExportError, KeyError) as exc:
+        raise click.ClickException(exc.args[0]) from None
+    click.echo(f"exported run {row.id} ({row.label}) to {out}; reload check passed")
+
+
+@main.command()
+@click.argument("model_dir", type=click.Path())
+@click.argument("images", nargs=-1, type=click.Path())
+@click.option("--data", type=click.Path(), help="Labelled captcha folder: report accuracy over it.")
+def predict(model_dir, images, data):
+    """Predict with an exported SavedModel: captcha text or digit, per image."""
+    _quiet_tf()
+    import numpy as np
+
+    from kerashw.export import ExportError, load_exported, predict_arrays, prepare_image
+
+    try:
+        served, meta = load_exported(model_dir)
+    except ExportError as exc:
+        raise click.ClickException(str(exc)) from None
+    labels = {}
+    files = list(images)
+    if data:
+        from kerashw.captcha import read_labelled_folder
+        from kerashw.data import DataError
+
+        try:
+            items = read_labelled_folder(data)
+        except DataError as exc:
+            raise click.ClickException(str(exc)) from None
+        files += [str(i.path) for i in items]
+        labels = {str(i.path): i.label for i in items}
+    if not files:
+        raise click.BadParameter("give image files or --data FOLDER")
+    failed, right, char_right, n = 0, 0, np.zeros(4), 0
+    for f in files:
+        try:
+            x = prepare_image(f, meta)
+        except ExportError as exc:
+            failed += 1
+            console.print(f"[red]error:[/red] {exc}")
+            continue
+        out = predict_arrays(served, meta, x[None])[0]
+        if meta["task"] == "captcha":
+            conf = " ".join(f"{c:.2f}" for c in out["confidence"])
+            truth = labels.get(f)
+            mark = "" if truth is None else ("  ok" if truth == out["text"] else f"  (true {truth})")
+            if not data or truth is None:
+                click.echo(f"{f}: {out['text']}  confidence {conf}{mark}")
+            if truth is not None:
+                n += 1
+                right += truth == out["text"]
+                char_right += [a == b for a, b in zip(truth, out["text"])]
+        else:
+            top = ", ".join(f"{d} ({p:.2f})" for d, p in out["top3"])
+            click.echo(f"{f}: {out['digit']}  top-3 {top}")
+    if n:
+        chars = ", ".join(f"{100 * c / n:.2f}%" for c in char_right)
+        click.echo(f"accuracy over {n} labelled images: whole captcha {100 * right / n:.2f}%, "
+                   f"per character [{chars}]")
+    if failed:
+        click.echo(f"{failed} file(s) could not be read")
+        sys.exit(1)
+
+
 if __name__ == "__main__":
     main()

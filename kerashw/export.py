@@ -1,0 +1,156 @@
+"""SavedModel export with a reload check, and prediction from the SavedModel alone.
+
+The `serve` signature takes a float32 batch in the model's input shape, scaled to
+[0, 1]: (N, 28, 28) for MNIST, (N, 50, 130, C) for captchas after the run's
+preprocess variant. Preprocessing stays outside the graph because the denoise
+variants are OpenCV code; `predict` runs that same code (kerashw.preprocess).
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from kerashw import __version__
+from kerashw.store import RunRow, Store
+
+TOLERANCE = 1e-5
+META = "kerashw.json"
+
+
+class ExportError(RuntimeError):
+    pass
+
+
+def _sample_batch(row: RunRow, input_shape) -> np.ndarray:
+    """Images for the reload check: synthetic captchas through the run's preprocessing,
+    or MNIST test digits when a local MNIST file is found (else seeded noise)."""
+    if row.task == "captcha":
+        from kerashw import preprocess, synth
+
+        fn = preprocess.get_preprocessor(row.spec.get("preprocess") or "original")
+        rng = np.random.default_rng(0)
+        imgs = [fn(synth.generate(synth.random_label(rng), i)[:, :, ::-1]) for i in range(8)]
+        return np.stack(imgs).astype("float32") / 255.0
+    from kerashw import data
+
+    source = data.find_mnist(None)
+    if source is not None and source.exists():
+        return data.load_mnist_file(source)["x_test"][:8].astype("float32") / 255.0
+    return np.random.default_rng(0).random((8, *input_shape)).astype("float32")
+
+
+def export_run(store: Store, row: RunRow, out: str | Path | None = None, weights: str = "final") -> Path:
+    import keras
+    import tensorflow as tf
+
+    run_dir = store.run_dir(row.id)
+    model_file = run_dir / "model.keras"
+    if row.status != "finished" or not model_file.exists():
+        raise ExportError(f"run {row.id} is {row.status}; only finished runs have a saved model "
+                          f"({model_file} {'exists' if model_file.exists() else 'is missing'})")
+    model = keras.saving.load_model(model_file, compile=False)
+    if weights == "best":
+        model.load_weights(run_dir / "best.weights.h5")
+    study = (row.studies or [row.task])[0]
+    out = Path(out) if out else Path("saved_models") / f"{study}-{row.id}"
+    if out.exists() and any(out.iterdir()):
+        raise ExportError(f"{out} exists and is not empty; choose another -o or remove it")
+    try:
+        model.export(str(out), format="tf_saved_model", verbose=False)
+        diffs, outputs = _reload_check(out, model, _sample_batch(row, model.input_shape[1:]))
+    except Exception:
+        import shutil
+
+        shutil.rmtree(out, ignore_errors=True)  # only what this export created
+        raise
+    meta = {
+        "task": row.task, "run_id": row.id, "label": row.label, "spec": row.spec,
+        "weights": weights, "input_shape": list(model.input_shape[1:]),
+        "preprocess": row.spec.get("preprocess"),
+        "alphabet": _alphabet() if row.task == "captcha" else "0123456789",
+        "outputs": outputs,
+        "metrics": {"final": row.final, "best": row.best},
+        "reload_max_abs_diff": max(diffs),
+        "versions": {**row.versions, "kerashw_export": __version__, "tensorflow_export": tf.__version__},
+    }
+    (out / META).write_text(json.dumps(meta, indent=2))
+    return out
+
+
+def _reload_check(out: Path, model, x: np.ndarray):
+    """Reload with plain TF, call `serve`, compare with the in-memory Keras model."""
+    import tensorflow as tf
+
+    loaded = tf.saved_model.load(str(out))  # keep a reference: its variables back `serve`
+    served = loaded.serve(tf.constant(x))
+    direct = model(x, training=False)
+    if isinstance(direct, dict):
+        diffs = [float(np.max(np.abs(np.asarray(served[k]) - np.asarray(direct[k])))) for k in direct]
+    else:
+        diffs = [float(np.max(np.abs(np.asarray(served) - np.asarray(direct))))]
+    if max(diffs) >= TOLERANCE:
+        raise ExportError(f"reloaded SavedModel at {out} differs from the Keras model by {max(diffs):.2e} "
+                          f"(allowed < {TOLERANCE})")
+    return diffs, sorted(direct) if isinstance(direct, dict) else ["probabilities"]
+
+
+def _alphabet() -> str:
+    from kerashw.synth import ALPHABET
+
+    return ALPHABET
+
+
+def best_run(store: Store, study: str) -> RunRow:
+    rows = [r for r in store.runs(study=study) if r.status == "finished"]
+    if not rows:
+        raise ExportError(f"no finished runs of study {study!r} in {store.path}")
+    return max(rows, key=lambda r: ((r.best.get("val") or {}).get("top1") or 0.0))
+
+
+# -- prediction: SavedModel + metadata, no kerashw model code ---------------------------
+def load_exported(path: str | Path):
+    """(loaded SavedModel, metadata). Keep the first alive while calling `serve`."""
+    import tensorflow as tf
+
+    path = Path(path)
+    meta_file = path / META
+    if not meta_file.exists():
+        raise ExportError(f"{path}: not a kerashw export ({META} missing)")
+    return tf.saved_model.load(str(path)), json.loads(meta_file.read_text())
+
+
+def prepare_image(file: str | Path, meta: dict) -> np.ndarray:
+    """One image file -> the model's input, with the run's preprocessing."""
+    import cv2
+
+    from kerashw import preprocess
+
+    img = cv2.imread(str(file), cv2.IMREAD_COLOR)
+    if img is None:
+        raise ExportError(f"{file}: cannot read this image (missing, corrupt, or not jpg/png/bmp)")
+    if meta["task"] == "mnist":
+        gray = cv2.resize(cv2.cvtColor(img, cv2.COLOR_BGR2GRAY), (28, 28), interpolation=cv2.INTER_AREA)
+        return gray.astype("float32") / 255.0
+    return preprocess.get_preprocessor(meta["preprocess"])(img).astype("float32") / 255.0
+
+
+def predict_arrays(served, meta: dict, x: np.ndarray) -> list[dict]:
+    """Batch of model inputs -> [{text, confidence per char}] or [{digit, top3}]."""
+    import tensorflow as tf
+
+    out = served.serve(tf.constant(x, dtype=tf.float32))
+    results = []
+    if meta["task"] == "captcha":
+        probs = [np.asarray(out[f"char_{k}"]) for k in range(1, 5)]
+        for i in range(len(x)):
+            idx = [int(np.argmax(p[i])) for p in probs]
+            results.append({"text": "".join(meta["alphabet"][j] for j in idx),
+                            "confidence": [float(p[i][j]) for p, j in zip(probs, idx)]})
+    else:
+        p = np.asarray(out)
+        for row in p:
+            top = np.argsort(row)[::-1][:3]
+            results.append({"digit": int(top[0]), "top3": [(int(k), float(row[k])) for k in top]})
+    return results
