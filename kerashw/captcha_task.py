@@ -49,10 +49,6 @@ def to_record(logs: dict) -> dict:
     return rec
 
 
-def _evaluate(model, ds) -> dict:
-    return to_record(model.evaluate(ds, verbose=0, return_dict=True))
-
-
 def confusion(model, split: data.Split) -> dict:
     """Per position, a 19x19 count matrix [true][predicted] over a split."""
     pred = model.predict(split.x.astype("float32") / 255.0, batch_size=EVAL_BATCH // 4, verbose=0)
@@ -83,7 +79,6 @@ def prepare_captcha(spec: RunSpec, progress=None, counts=None, skip_bad=False, *
         steps=math.ceil(len(train) / spec.batch_size),
         loss={h: "sparse_categorical_crossentropy" for h in HEADS},
         metrics=metrics,
-        evaluate=_evaluate,
         wrap=with_chars_output,
         to_record=to_record,
         skipped=skipped,

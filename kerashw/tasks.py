@@ -25,26 +25,20 @@ class Task:
     steps: int  # optimizer steps per epoch
     loss: Any
     metrics: Any
-    evaluate: Callable  # (model, dataset) -> {metric: value}
     wrap: Callable = lambda model: model  # the model fit trains (captcha adds an output)
-    to_record: Callable = None  # Keras logs -> the store's metric names
+    to_record: Callable = lambda logs: {k: float(logs[k]) for k in ("loss", "top1", "top3")}
     skipped: list = field(default_factory=list)  # unreadable images skipped (--skip-bad)
     finalize: Callable | None = None  # (model) -> {name: JSON-able}, saved in the run folder
 
-    def __post_init__(self):
-        if self.to_record is None:
-            self.to_record = lambda logs: {k: float(logs[k]) for k in ("loss", "top1", "top3")}
+    def evaluate(self, model, ds) -> dict:
+        """A full pass over ds, in the store's metric names (same mapping as train logs)."""
+        return self.to_record(model.evaluate(ds, verbose=0, return_dict=True))
 
 
 @functools.lru_cache(maxsize=2)
 def _mnist_arrays(path: str | None) -> dict:
     # A study runs many specs on one file; load and validate it once per process.
     return data.load_mnist(path)
-
-
-def _evaluate_mnist(model, ds) -> dict:
-    out = model.evaluate(ds, verbose=0, return_dict=True)
-    return {k: float(v) for k, v in out.items()}
 
 
 def prepare_mnist(spec: RunSpec, mnist: str | None = None, **_) -> Task:
@@ -61,7 +55,6 @@ def prepare_mnist(spec: RunSpec, mnist: str | None = None, **_) -> Task:
         loss="sparse_categorical_crossentropy",
         metrics=[keras.metrics.SparseCategoricalAccuracy(name="top1"),
                  keras.metrics.SparseTopKCategoricalAccuracy(k=3, name="top3")],
-        evaluate=_evaluate_mnist,
     )
 
 
