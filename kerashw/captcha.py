@@ -147,7 +147,7 @@ def source_items(data: str | None, seed: int = 0, progress=None) -> dict[str, li
     if data is None:
         from kerashw import synth
 
-        folder = cache_dir() / f"synthetic-{SYNTH_COUNT}-seed0"
+        folder = cache_dir() / f"synthetic-v{synth.VERSION}-{SYNTH_COUNT}-seed0"
         return read_labelled_folder(synth.ensure_synthetic(folder, SYNTH_COUNT, 0, progress))
     root = Path(data).expanduser()
     subs = {p: root / p for p in ("train", "val", "test")}

@@ -43,8 +43,12 @@ def main():
 
 @main.command("list")
 @click.option("--params/--no-params", default=True, help="Build each model to count parameters (loads TF).")
-def list_cmd(params):
-    """Studies, the runs each expands to, and their parameter counts."""
+@click.option("--store", "store_path", type=click.Path(), help="Results folder or .db (for finished runs and timings).")
+def list_cmd(params, store_path):
+    """Studies, the runs each expands to, what is finished, and an estimated time."""
+    from kerashw import estimate
+
+    store = _store(store_path)
     counts = {}
     if params:
         _quiet_tf()
@@ -52,7 +56,7 @@ def list_cmd(params):
         from kerashw.tasks import input_shape
 
     t = Table(title="studies")
-    for col in ("study", "description", "runs", "run labels"):
+    for col in ("study", "description", "runs", "done", "est. time", "run labels"):
         t.add_column(col)
     for name, study in SWEEPS.items():
         specs = study.specs()
@@ -67,8 +71,13 @@ def list_cmd(params):
                     counts[key] = count_params(model)[0]
                 label += f" ({counts[key]:,} params)"
             labels.append(label)
-        t.add_row(name, study.description, str(len(specs)), "\n".join(labels))
+        done = sum(store.status(s.run_id) == "finished" for s in specs)
+        t.add_row(name, study.description, str(len(specs)), str(done),
+                  estimate.human(estimate.study_seconds(specs, store)) if done < len(specs) else "done",
+                  "\n".join(labels))
     console.print(t)
+    console.print("est. time: runs not yet finished, from timings stored in "
+                  f"{store.path} or measured on a 2-core CPU; done = finished runs")
 
 
 def _spec_options(f):

@@ -17,6 +17,9 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 ALPHABET = "234579ACFHKMNPQRTYZ"
+# Bumped whenever generate() changes its pixels, so a cached set from an older
+# generator is never mistaken for the current one (it names the cache folder).
+VERSION = 2
 
 
 def _font_path() -> str:
@@ -37,7 +40,7 @@ def _font(size: int):
 
 def _glyph(ch: str, height: int, rng) -> Image.Image:
     """One glyph as an L-mode mask (255 = ink), condensed and rotated."""
-    size = int(height * rng.uniform(0.88, 1.02))
+    size = int(height * rng.uniform(0.82, 0.95))
     font = _font(size)
     left, top, right, bottom = font.getbbox(ch)
     img = Image.new("L", (right + 4, bottom + 4), 0)
@@ -45,15 +48,18 @@ def _glyph(ch: str, height: int, rng) -> Image.Image:
     d.text((2, 2), ch, font=font, fill=255, stroke_width=int(rng.integers(0, 2)), stroke_fill=255)
     img = img.crop(img.getbbox())
     w, h = img.size
-    img = img.resize((max(4, int(w * rng.uniform(0.8, 1.05))), h), Image.BILINEAR)
-    return img.rotate(float(rng.uniform(-15, 15)), resample=Image.BILINEAR, expand=True)
+    img = img.resize((max(4, int(w * rng.uniform(0.78, 0.95))), h), Image.BILINEAR)
+    # The real glyphs lean only a little; v1's +-15 degrees made neighbours collide.
+    return img.rotate(float(rng.uniform(-8, 8)), resample=Image.BILINEAR, expand=True)
 
 
 def _arc_mask(h: int, w: int, rng) -> np.ndarray:
     """A thick quadratic curve across the full width; most real arcs bow upwards over the text."""
     xs = np.arange(w, dtype=np.float64)
-    y_left, y_right = rng.uniform(0.25, 0.65) * h, rng.uniform(0.02, 0.3) * h
-    sag = rng.uniform(-0.3, 0.05) * h  # negative: the middle rises above the chord
+    # Real arcs enter on the left around mid-height and leave near the top right,
+    # crossing the upper half of the text rather than its middle.
+    y_left, y_right = rng.uniform(0.3, 0.6) * h, rng.uniform(0.03, 0.25) * h
+    sag = rng.uniform(-0.25, 0.0) * h  # negative: the middle rises above the chord
     t = xs / (w - 1)
     ys = y_left + (y_right - y_left) * t + sag * 4 * t * (1 - t)
     thickness = rng.uniform(3.5, 5.5)
@@ -70,13 +76,18 @@ def generate(label: str, seed: int, with_mask: bool = False):
     rng = np.random.default_rng(seed)
     h, w = int(rng.integers(46, 55)), int(rng.integers(108, 141))
     ink = Image.new("L", (w, h), 0)
-    x = rng.uniform(0.06, 0.16) * w
-    step = (w * rng.uniform(0.72, 0.82)) / 4
-    for ch in label:
-        g = _glyph(ch, h, rng)
-        y = int((h - g.size[1]) / 2 + rng.uniform(-3, 3))
-        ink.paste(255, (int(x), max(0, y)), g)
-        x += step * rng.uniform(0.9, 1.1)
+    glyphs = [_glyph(ch, h, rng) for ch in label]
+    # Four cells at a fixed pitch, like the real ones: the text spans ~80 % of the
+    # width, each glyph centred in its cell with a small jitter, so neighbours touch
+    # rarely rather than overlapping by a stroke.
+    left = rng.uniform(0.08, 0.14) * w
+    pitch = (w * rng.uniform(0.76, 0.84)) / 4
+    base = h * rng.uniform(0.52, 0.6)  # text centre sits a little below mid-height
+    for i, g in enumerate(glyphs):
+        cx = left + pitch * (i + 0.5) + rng.uniform(-0.06, 0.06) * pitch
+        x = int(round(cx - g.size[0] / 2))
+        y = int(round(base - g.size[1] / 2 + rng.uniform(-2, 2)))
+        ink.paste(255, (max(0, x), min(max(0, y), h - g.size[1]) if g.size[1] < h else 0), g)
     text = np.asarray(ink) > 110
     arc = _arc_mask(h, w, rng)
     dark = text ^ arc  # the arc inverts the glyph pixels it crosses, as on the real ones
@@ -84,7 +95,7 @@ def generate(label: str, seed: int, with_mask: bool = False):
     img = np.full((h, w), background) + rng.normal(0, 12, (h, w))
     img[dark] = rng.uniform(25, 70) + rng.normal(0, 15, int(dark.sum()))
     speckle = rng.random((h, w))
-    img[speckle < 0.14] = rng.uniform(0, 90, int((speckle < 0.14).sum()))  # dark pepper
+    img[speckle < 0.12] = rng.uniform(0, 120, int((speckle < 0.12).sum()))  # dark pepper
     img[speckle > 0.93] = 255  # light salt
     gray = np.clip(img, 0, 255).astype(np.uint8)
     rgb = np.repeat(gray[:, :, None], 3, axis=2)

@@ -1,0 +1,63 @@
+import dataclasses
+
+from kerashw import estimate
+from kerashw.config import RunSpec, baseline
+from kerashw.experiments import get_study
+
+
+def _finish(store, spec, elapsed):
+    spec = spec.resolved()
+    store.start_run(spec.run_id, spec.task, spec.label(), spec.to_dict())
+    store.finish_run(spec.run_id, "finished", elapsed)
+
+
+def test_table_estimate_scales_with_epochs_limit_and_batch():
+    base = baseline("mnist")
+    one = estimate.run_seconds(dataclasses.replace(base, epochs=1))
+    ten = estimate.run_seconds(base)
+    assert ten > one > estimate.WARM_UP["mnist"]
+    assert estimate.run_seconds(dataclasses.replace(base, limit=4800)) < ten
+    # batch 4 is overhead-bound: many more steps for the same images
+    assert estimate.run_seconds(dataclasses.replace(base, batch_size=4)) > 5 * ten
+    assert estimate.run_seconds(baseline("captcha")) > ten
+
+
+def test_store_timings_replace_the_table(store):
+    spec = dataclasses.replace(baseline("mnist"), model="cnn", epochs=2, limit=1000)
+    table = estimate.run_seconds(spec)
+    # a finished cnn run measured 10x slower per image than the table says
+    measured = dataclasses.replace(spec, seed=7)
+    per_image_epoch = 10 * estimate.SECONDS_PER_1K["cnn"] / 1000
+    _finish(store, measured, estimate.WARM_UP["mnist"] + per_image_epoch * 2 * 1000)
+    calibrated = estimate.run_seconds(spec, store)
+    assert calibrated > 5 * (table - estimate.WARM_UP["mnist"])
+    # the same image count and epochs: the measured elapsed comes back
+    assert abs(calibrated - (estimate.WARM_UP["mnist"] + per_image_epoch * 2000)) < 1e-6
+
+
+def test_study_estimate_skips_finished_runs(store):
+    specs = get_study("lr").specs()
+    full = estimate.study_seconds(specs, store)
+    _finish(store, specs[0], 30.0)
+    assert estimate.study_seconds(specs, store) < full
+    assert estimate.study_seconds(specs, store, skip_finished=False) > estimate.study_seconds(specs, store)
+
+
+def test_folder_train_size_counts_images(tmp_path):
+    for i in range(16):
+        (tmp_path / f"{i:02d}.png").write_bytes(b"")
+    (tmp_path / "labels.csv").write_text("filename,label\n")
+    spec = RunSpec(task="captcha", model="resnet18_mod", data=str(tmp_path))
+    assert estimate.train_size(spec) == 8  # 4 of every 8 images train
+    split = tmp_path / "split"
+    (split / "train").mkdir(parents=True)
+    for i in range(5):
+        (split / "train" / f"{i}.jpg").write_bytes(b"")
+    assert estimate.train_size(dataclasses.replace(spec, data=str(split))) == 5
+    assert estimate.train_size(dataclasses.replace(spec, data=str(tmp_path / "missing"))) == 0
+
+
+def test_human():
+    assert estimate.human(12.4) == "~12 s"
+    assert estimate.human(600) == "~10 min"
+    assert estimate.human(3 * 3600) == "~3.0 h"
