@@ -11,25 +11,7 @@ import time
 
 import keras
 
-
-class Listener:
-    """Training events for a front end. Every method is optional."""
-
-    def run_started(self, spec, index: int, total: int, params: tuple[int, int]) -> None: ...
-
-    def epoch_started(self, epoch: int, epochs: int, steps: int) -> None: ...
-
-    def step(self, step: int, steps: int) -> None: ...
-
-    def phase_ended(self, record: dict) -> None:
-        """One epoch x phase: {epoch, epochs, phase, samples, loss, top1, ...}."""
-
-    def run_ended(self, result) -> None: ...
-
-    def run_skipped(self, spec, index: int, total: int, status: str) -> None: ...
-
-    def notice(self, text: str) -> None:
-        """Something the user should know that is not an error (skipped images)."""
+from kerashw.listener import Listener
 
 
 class CancelOnEvent(keras.callbacks.Callback):

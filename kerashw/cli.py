@@ -106,7 +106,7 @@ def _resolve_specs(exp, model, **fields) -> tuple[list[RunSpec], list[str]]:
     try:
         if exp:
             study = get_study(exp)
-            return [ov.apply(s) for s in study.make()], [exp]
+            return study.specs(ov), [exp]
         task = MODEL_TASK.get(model or "nn")
         if task is None:
             raise ValueError(f"Unknown model {model!r}. Known: {sorted(MODEL_TASK)}")

@@ -5,7 +5,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from kerashw import report, train
-from kerashw.callbacks import Listener
+from kerashw.listener import Listener
 from kerashw.data import DataError
 from kerashw.store import Store
 

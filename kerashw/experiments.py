@@ -18,9 +18,13 @@ class Study:
     factor: str  # the RunSpec field it varies ("" for unions and grids)
     make: Callable[[], list[RunSpec]]
 
-    def specs(self) -> list[RunSpec]:
-        # Deduplicated in order: the baseline shared by studies is one run.
-        return list(dict.fromkeys(s.resolved() for s in self.make()))
+    def specs(self, overrides=None) -> list[RunSpec]:
+        """The study's runs with a user's `config.Overrides` applied (CLI and TUI alike),
+        deduplicated in order: the baseline shared by studies is one run."""
+        specs = self.make()
+        if overrides is not None:
+            specs = [overrides.apply(s) for s in specs]
+        return list(dict.fromkeys(s.resolved() for s in specs))
 
 
 def _vary(field: str, values, task="mnist") -> Callable[[], list[RunSpec]]:

@@ -43,15 +43,49 @@ def result_rows(rows: list[RunRow], studies: bool = True) -> tuple[list[str], li
     captcha = any(r.task == "captcha" for r in rows)
     headers = ["run", "status", *varying, "train", "val", "test"]
     headers += ["whole"] if captcha else ["top3"]
-    headers += ["best ep", "params", "sec"] + (["studies"] if studies else [])
+    headers += ["best ep", "best val", "params", "sec"] + (["studies"] if studies else [])
     out = []
     for r in rows:
         cells = [r.id[:8], r.status, *[_spec_value(r, c) for c in varying]]
         cells += [pct(_metric(r, "final", p, "top1")) for p in ("train", "val", "test")]
         cells.append(pct(_metric(r, "final", "test", "whole" if captcha else "top3")))
-        cells += [str(r.best.get("epoch", "")), f"{r.trainable_params or 0:,}",
+        cells += [str(r.best.get("epoch", "")), pct(_metric(r, "best", "val", "top1")),
+                  f"{r.trainable_params or 0:,}",
                   f"{r.elapsed:.1f}" if r.elapsed is not None else ""]
         cells += [",".join(r.studies)] if studies else []
+        out.append(cells)
+    return headers, out
+
+
+COMPARE_METRICS = (("train", "top1"), ("val", "top1"), ("test", "top1"))
+
+
+def compare_rows(rows: list[RunRow], baseline_id: str) -> tuple[list[str], list[list[str]]]:
+    """Runs side by side, each final metric followed by its delta against the pinned
+    baseline run (accuracy in points, time in seconds); the baseline's deltas are blank."""
+    base = next((r for r in rows if r.id == baseline_id), None)
+    if base is None:
+        raise ValueError(f"baseline run {baseline_id!r} is not among the compared runs")
+    captcha = any(r.task == "captcha" for r in rows)
+    metrics = [*COMPARE_METRICS, ("test", "whole" if captcha else "top3")]
+    headers = ["run", "label", "status"]
+    for phase, key in metrics:
+        name = f"{phase} {'top1' if key == 'top1' else key}"
+        headers += [name, f"Δ {name}"]
+    headers += ["sec", "Δ sec", "params"]
+
+    def delta(a, b, scale=100.0, fmt="{:+.2f}"):
+        return "" if a is None or b is None else fmt.format(scale * (a - b))
+
+    out = []
+    for r in rows:
+        cells = [r.id[:8] + (" *" if r.id == base.id else ""), r.label, r.status]
+        for phase, key in metrics:
+            value, ref = _metric(r, "final", phase, key), _metric(base, "final", phase, key)
+            cells += [pct(value), "" if r.id == base.id else delta(value, ref)]
+        cells += [f"{r.elapsed:.1f}" if r.elapsed is not None else "",
+                  "" if r.id == base.id else delta(r.elapsed, base.elapsed, 1.0, "{:+.1f}"),
+                  f"{r.trainable_params or 0:,}"]
         out.append(cells)
     return headers, out
 

@@ -17,7 +17,8 @@ from dataclasses import dataclass, field
 import keras
 
 from kerashw import __version__, tasks
-from kerashw.callbacks import CancelOnEvent, EpochReporter, Listener
+from kerashw.callbacks import CancelOnEvent, EpochReporter
+from kerashw.listener import Listener
 from kerashw.config import RunSpec
 from kerashw.data import DataError
 from kerashw.models import count_params, get_model

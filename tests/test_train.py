@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from kerashw import train
-from kerashw.callbacks import Listener
+from kerashw.listener import Listener
 from kerashw.config import RunSpec
 from kerashw.experiments import get_study
 

@@ -1,0 +1,23 @@
+"""The events training reports to a front end. No TensorFlow here, so a front end
+(the TUI) can subclass it and start before TensorFlow has loaded."""
+from __future__ import annotations
+
+
+class Listener:
+    """Training events for a front end. Every method is optional."""
+
+    def run_started(self, spec, index: int, total: int, params: tuple[int, int]) -> None: ...
+
+    def epoch_started(self, epoch: int, epochs: int, steps: int) -> None: ...
+
+    def step(self, step: int, steps: int) -> None: ...
+
+    def phase_ended(self, record: dict) -> None:
+        """One epoch x phase: {epoch, epochs, phase, samples, loss, top1, ...}."""
+
+    def run_ended(self, result) -> None: ...
+
+    def run_skipped(self, spec, index: int, total: int, status: str) -> None: ...
+
+    def notice(self, text: str) -> None:
+        """Something the user should know that is not an error (skipped images)."""

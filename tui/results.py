@@ -1,0 +1,189 @@
+"""Results tab: every stored run, sortable; select runs to compare against a pinned
+baseline; export the comparison (CSV + Markdown) or a run's model (SavedModel)."""
+from __future__ import annotations
+
+import time
+
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical
+from textual.widgets import DataTable, Static
+
+from kerashw import report
+
+
+def _sort_key(cell):
+    """Numbers as numbers ("1,234", "96.65"), blanks last, text as text."""
+    text = str(cell).replace(",", "").rstrip(" *")
+    try:
+        return (0, float(text))
+    except ValueError:
+        return (1 if text else 2, text)
+
+
+class ResultsView(Vertical):
+    BINDINGS = [
+        Binding("space", "toggle_select", "Select"),
+        Binding("p", "pin", "Pin base"),
+        Binding("v", "compare", "Compare"),
+        Binding("o", "sort_next", "Sort"),
+        Binding("e", "export_compare", "Export cmp"),
+        Binding("x", "export_model", "Export model"),
+        Binding("r", "reload", "Reload"),
+    ]
+
+    def __init__(self, store, **kwargs):
+        super().__init__(**kwargs)
+        self.store = store
+        self.rows = {}  # run id -> RunRow, as last loaded
+        self.selected: list[str] = []  # in the order the user picked them
+        self.baseline: str | None = None
+        self.sort_column: str | None = None
+        self.sort_reverse = False
+        self.comparison: tuple[list[str], list[list[str]]] | None = None
+
+    def compose(self) -> ComposeResult:
+        yield DataTable(id="runs", cursor_type="row")
+        yield Static("space select · p pin baseline · v compare · o sort · "
+                     "e export comparison · x export model", id="compare-title")
+        yield DataTable(id="compare", cursor_type="row")
+
+    def on_mount(self) -> None:
+        self.reload()
+
+    # -- the runs table ------------------------------------------------------
+
+    def reload(self) -> None:
+        table = self.query_one("#runs", DataTable)
+        rows = self.store.runs()
+        self.rows = {r.id: r for r in rows}
+        self.selected = [i for i in self.selected if i in self.rows]
+        if self.baseline not in self.rows:
+            self.baseline = None
+        keep = table.cursor_row
+        table.clear(columns=True)
+        if not rows:
+            table.add_column("no runs yet: start a study on the Studies tab")
+            return
+        headers, cells = report.result_rows(rows)
+        table.add_column("", key="mark")
+        for h in headers:
+            table.add_column(h, key=h)
+        for row, values in zip(rows, cells):
+            table.add_row(self._mark(row.id), *values, key=row.id)
+        if self.sort_column in headers:
+            table.sort(self.sort_column, key=_sort_key, reverse=self.sort_reverse)
+        table.move_cursor(row=min(keep, table.row_count - 1))
+
+    def _mark(self, run_id: str) -> str:
+        return ("*" if run_id == self.baseline else "") + ("✓" if run_id in self.selected else "")
+
+    def _remark(self) -> None:
+        table = self.query_one("#runs", DataTable)
+        for run_id in self.rows:
+            table.update_cell(run_id, "mark", self._mark(run_id), update_width=True)
+
+    def current(self) -> str | None:
+        table = self.query_one("#runs", DataTable)
+        if not self.rows or table.row_count == 0:
+            return None
+        return table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
+
+    def on_data_table_header_selected(self, event: DataTable.HeaderSelected) -> None:
+        if event.data_table.id != "runs" or event.column_key.value == "mark":
+            return
+        column = event.column_key.value
+        self.sort_reverse = not self.sort_reverse if column == self.sort_column else False
+        self.sort_column = column
+        event.data_table.sort(column, key=_sort_key, reverse=self.sort_reverse)
+
+    def action_sort_next(self) -> None:
+        table = self.query_one("#runs", DataTable)
+        keys = [c.value for c in table.columns if c.value != "mark"]
+        if not self.rows or not keys:
+            return
+        i = keys.index(self.sort_column) + 1 if self.sort_column in keys else 0
+        self.sort_column, self.sort_reverse = keys[i % len(keys)], False
+        # numbers read best largest first; text A-Z
+        sample = next(iter(table.get_column(self.sort_column)), "")
+        self.sort_reverse = _sort_key(sample)[0] == 0
+        table.sort(self.sort_column, key=_sort_key, reverse=self.sort_reverse)
+        self.notify(f"sorted by {self.sort_column}", timeout=1.5)
+
+    def action_reload(self) -> None:
+        self.reload()
+
+    # -- selection and comparison -------------------------------------------
+
+    def action_toggle_select(self) -> None:
+        run_id = self.current()
+        if run_id is None:
+            return
+        if run_id in self.selected:
+            self.selected.remove(run_id)
+        else:
+            self.selected.append(run_id)
+        self._remark()
+
+    def action_pin(self) -> None:
+        run_id = self.current()
+        if run_id is None:
+            return
+        self.baseline = run_id
+        if run_id not in self.selected:
+            self.selected.insert(0, run_id)
+        self._remark()
+        self.notify(f"baseline: {run_id[:8]} {self.rows[run_id].label}", timeout=3)
+
+    def action_compare(self) -> None:
+        if len(self.selected) < 2:
+            self.notify("Select at least two runs with space (p pins the baseline)",
+                        severity="warning")
+            return
+        baseline = self.baseline or self.selected[0]
+        rows = [self.rows[i] for i in self.selected]
+        headers, cells = report.compare_rows(rows, baseline)
+        self.comparison = (headers, cells)
+        table = self.query_one("#compare", DataTable)
+        table.clear(columns=True)
+        table.add_columns(*headers)
+        table.add_rows(cells)
+        self.query_one("#compare-title", Static).update(
+            f"comparing {len(rows)} runs against * {baseline[:8]} "
+            f"({self.rows[baseline].label}); Δ in points, seconds · e exports it")
+        self.add_class("comparing")
+
+    def action_export_compare(self) -> None:
+        if self.comparison is None:
+            self.notify("Nothing to export yet: select runs and press v", severity="warning")
+            return
+        folder = self.store.home / "comparisons"
+        folder.mkdir(parents=True, exist_ok=True)
+        stem = folder / time.strftime("compare-%Y%m%d-%H%M%S")
+        headers, cells = self.comparison
+        for fmt, ext in (("csv", "csv"), ("markdown", "md")):
+            stem.with_suffix(f".{ext}").write_text(report.render(headers, cells, fmt))
+        self.notify(f"wrote {stem}.csv and {stem.name}.md", title="comparison exported", timeout=8)
+
+    # -- model export -------------------------------------------------------
+
+    def action_export_model(self) -> None:
+        run_id = self.current()
+        if run_id is None:
+            return
+        self.notify(f"exporting {run_id[:8]} as a SavedModel…", timeout=3)
+        self.export_model(self.rows[run_id])
+
+    @work(thread=True, group="export", exit_on_error=False)
+    def export_model(self, row) -> None:
+        try:
+            from kerashw.export import export_run  # TensorFlow loads here, off the UI thread
+
+            out = export_run(self.store, row)
+        except Exception as exc:
+            self.app.call_from_thread(self.notify, str(exc), title="export failed",
+                                      severity="error", timeout=12)
+            return
+        self.app.call_from_thread(self.notify, f"{out} (reload check passed)",
+                                  title="model exported", timeout=10)
