@@ -72,7 +72,8 @@ def prepare_captcha(spec: RunSpec, progress=None, counts=None, skip_bad=False, *
     return Task(
         input_shape=train.x.shape[1:],
         num_classes=19,
-        train=data.make_dataset(train, spec.batch_size, training=True, seed=spec.seed),
+        train=data.make_dataset(train, spec.batch_size, training=True, seed=spec.seed,
+                                augment=spec.augment),
         eval_sets={p: (data.make_dataset(splits[p], EVAL_BATCH // 4, training=False, seed=spec.seed),
                        len(splits[p])) for p in ("val", "test") if len(splits[p])},
         n_train=len(train),

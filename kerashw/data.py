@@ -164,8 +164,9 @@ def mnist_splits(arrays: dict, seed: int, limit: int | None = None) -> dict[str,
     }
 
 
-def make_dataset(split: Split, batch_size: int, *, training: bool, seed: int, scale=True):
-    """One tf.data chain: scale -> cache -> (shuffle each epoch) -> batch -> prefetch."""
+def make_dataset(split: Split, batch_size: int, *, training: bool, seed: int, scale=True,
+                 augment: bool = False):
+    """One tf.data chain: scale -> cache -> (shuffle each epoch) -> batch -> (augment) -> prefetch."""
     import tensorflow as tf
 
     ds = tf.data.Dataset.from_tensor_slices((split.x, split.y))
@@ -175,4 +176,21 @@ def make_dataset(split: Split, batch_size: int, *, training: bool, seed: int, sc
     ds = ds.cache()
     if training:
         ds = ds.shuffle(len(split), seed=seed, reshuffle_each_iteration=True)
-    return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+    ds = ds.batch(batch_size)
+    if training and augment:
+        jitter = _augmenter(seed)
+        ds = ds.map(lambda x, y: (jitter(x, training=True), y), num_parallel_calls=tf.data.AUTOTUNE)
+    return ds.prefetch(tf.data.AUTOTUNE)
+
+
+def _augmenter(seed: int):
+    """Keras's own random layers, run in tf.data after the cache, so every epoch sees
+    new shifts of the same images. Small: a captcha's 4 characters must stay in order
+    and inside the frame."""
+    import keras
+
+    return keras.Sequential([
+        keras.layers.RandomTranslation(0.08, 0.05, fill_mode="nearest", seed=seed),
+        keras.layers.RandomRotation(0.012, fill_mode="nearest", seed=seed + 1),  # ~4 degrees
+        keras.layers.RandomZoom((-0.08, 0.08), fill_mode="nearest", seed=seed + 2),
+    ], name="augment")

@@ -16,10 +16,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from kerashw.config import SYNTHETIC_VERSION as VERSION  # noqa: F401  (names the cache folder)
+
 ALPHABET = "234579ACFHKMNPQRTYZ"
-# Bumped whenever generate() changes its pixels, so a cached set from an older
-# generator is never mistaken for the current one (it names the cache folder).
-VERSION = 2
 
 
 def _font_path() -> str:

@@ -48,6 +48,7 @@ class KerasHWApp(App):
         self.cancel_event = threading.Event()
         self.running: str | None = None  # the study being trained
         self.history: list[dict] = []  # phase records of the current run
+        self.last_statuses: dict = {}  # run id -> status of the last study
         self.sub_title = str(self.store.path)
 
     def compose(self) -> ComposeResult:
@@ -220,6 +221,7 @@ class KerasHWApp(App):
 
     def on_study_finished(self, m: StudyFinished) -> None:
         self.running = None
+        self.last_statuses = m.statuses
         counts = {}
         for status in m.statuses.values():
             counts[status] = counts.get(status, 0) + 1
