@@ -29,11 +29,12 @@ def main():
     ap.add_argument("--models", nargs="+", default=list(CAPTCHA_MODELS))
     ap.add_argument("--variants", nargs="+", default=list(CAPTCHA_VARIANTS))
     ap.add_argument("--store", default="benchmarks/captcha-runs")
+    ap.add_argument("--no-augment", action="store_true", help="train without augmentation")
     args = ap.parse_args()
     console = Console(width=160)
     store = Store(args.store)
     specs = [dataclasses.replace(baseline("captcha"), model=m, preprocess=v, epochs=args.epochs,
-                                 limit=args.limit, data=args.data)
+                                 limit=args.limit, data=args.data, augment=not args.no_augment)
              for v in args.variants for m in args.models]
     t0 = time.perf_counter()
     run_with_progress(console, specs, store, ["captcha-bench"])

@@ -89,6 +89,8 @@ def _spec_options(f):
         click.option("--lr", type=float, help="Learning rate."),
         click.option("--batch", "batch_size", type=int, help="Batch size."),
         click.option("--preprocess", type=click.Choice(["original", "denoise", "denoise2"])),
+        click.option("--augment/--no-augment", default=None,
+                     help="Captcha: random shift/rotation/zoom of training images (default on)."),
         click.option("--epochs", type=int, help="Epochs per run (default: the study's)."),
         click.option("--limit", type=int, help="Seeded subsample of the training split."),
         click.option("--seed", type=int, help="Seed for split, shuffles and weights (default 42)."),
@@ -100,7 +102,7 @@ def _spec_options(f):
 
 
 def _resolve_specs(exp, model, **fields) -> tuple[list[RunSpec], list[str]]:
-    extra = {k: fields.pop(k) for k in ("activation", "optimizer", "lr", "batch_size", "preprocess")}
+    extra = {k: fields.pop(k) for k in ("activation", "optimizer", "lr", "batch_size", "preprocess", "augment")}
     ov = Overrides(epochs=fields["epochs"], limit=fields["limit"], seed=fields["seed"],
                    data=fields["data"], extra={**extra, "model": model})
     try:

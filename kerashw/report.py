@@ -36,7 +36,8 @@ def _spec_value(row: RunRow, key: str) -> str:
 
 def result_rows(rows: list[RunRow], studies: bool = True) -> tuple[list[str], list[list[str]]]:
     """Columns and rows for `kerashw results` and the end-of-study summary."""
-    spec_cols = ["model", "activation", "optimizer", "lr", "batch_size", "epochs", "limit", "preprocess"]
+    spec_cols = ["model", "activation", "optimizer", "lr", "batch_size", "epochs", "limit", "preprocess",
+                 "augment"]
     # Keep only spec columns that differ across the rows (plus model): the rest is noise.
     varying = [c for c in spec_cols
                if c == "model" or len({_spec_value(r, c) for r in rows}) > 1]

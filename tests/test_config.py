@@ -45,3 +45,26 @@ def test_label_names_the_difference_from_baseline():
     assert RunSpec(lr=0.25).label() == "lr=0.25"
     assert RunSpec().label() == "nn"
     assert dataclasses.replace(RunSpec(), epochs=3).label() == "nn"
+
+
+def test_augment_field_keeps_earlier_ids_and_marks_captcha_runs():
+    import dataclasses
+
+    from kerashw import config
+
+    # An MNIST run's id is what it was before the field existed (augment stays out).
+    assert RunSpec().run_id == "1446602e8cb0"
+    assert RunSpec(augment=True).run_id == RunSpec().run_id  # MNIST ignores it
+    cap = config.baseline("captcha")
+    assert cap.augment is True
+    off = dataclasses.replace(cap, augment=False)
+    assert off.run_id != cap.run_id and "augment=False" in off.label()
+    # the default synthetic data's generator version is part of a captcha run's id
+    before = cap.run_id
+    config.SYNTHETIC_VERSION += 1
+    try:
+        assert cap.run_id != before
+        assert dataclasses.replace(cap, data="/some/folder").run_id == \
+            dataclasses.replace(cap, data="/some/folder").run_id
+    finally:
+        config.SYNTHETIC_VERSION -= 1

@@ -110,3 +110,23 @@ def test_dataset_scales_and_batches():
     # shuffled each epoch
     again = np.concatenate([b[1] for b in ds.as_numpy_iterator()])
     assert not np.array_equal(np.concatenate([b[1] for b in batches]), again)
+
+
+def test_augment_moves_training_pixels_only():
+    rng = np.random.default_rng(0)
+    x = np.zeros((16, 50, 130, 1), np.uint8)
+    x[:, 15:35, 20:110] = 255  # a block well inside the frame
+    y = {"char_1": rng.integers(0, 19, 16)}
+    split = data.Split(x, y)
+    plain = np.concatenate([b[0] for b in data.make_dataset(split, 8, training=False, seed=0)])
+    np.testing.assert_array_equal(plain, x / 255.0)
+    aug = data.make_dataset(split, 8, training=True, seed=0, augment=True)
+    first = np.concatenate([b[0] for b in aug])
+    second = np.concatenate([b[0] for b in aug])
+    assert first.shape == plain.shape and first.dtype == np.float32
+    assert 0.0 <= first.min() and first.max() <= 1.0
+    # shapes move: where the ink is differs from the source, and from epoch to epoch
+    assert not np.array_equal(np.sort(first.reshape(16, -1), axis=0), np.sort(plain.reshape(16, -1), axis=0))
+    assert not np.allclose(first.mean(axis=0), second.mean(axis=0))
+    # small: most of the block stays ink
+    assert abs(first.mean() - plain.mean()) < 0.1

@@ -82,10 +82,11 @@ class KerasHWApp(App):
     def show_detail(self) -> None:
         name = self.query_one(StudyTable).selected
         study = SWEEPS[name]
-        lines = [f"[b]{name}[/b]: {study.description} (✓ finished)"]
+        lines = [f"[b]{name}[/b]: {study.description}"]
         for spec in study.specs(self._overrides()):
             mark = "✓" if self.store.status(spec.run_id) == "finished" else "·"
             lines.append(f" {mark} {spec.label()}  [dim]{spec.run_id[:8]}[/dim]")
+        lines.append("[dim] ✓ finished in the store: a start skips it[/dim]")
         self.query_one("#study-detail", Static).update("\n".join(lines))
 
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:

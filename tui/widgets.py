@@ -137,6 +137,10 @@ class Curves(Horizontal):
                 if points:
                     xs, ys = zip(*points)
                     plt.plot(list(xs), list(ys), label=phase, marker="braille")
+            epochs = sorted({r["epoch"] for r in history})
+            if epochs:
+                step = max(1, len(epochs) // 6)  # whole epochs, at most ~6 ticks
+                plt.xticks(epochs[::step])
             if key == "top1":
                 plt.ylim(0, 100)  # a fixed scale: one epoch's point would otherwise fill it
             widget.refresh()
