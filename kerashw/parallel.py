@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import os
+import sys
 
 
 def workers() -> int:
@@ -23,6 +24,7 @@ def map_progress(fn, jobs, *, total: int, description: str, progress=None, weigh
         mapped = map(fn, jobs)
         pool = None
     else:
+        _start_resource_tracker()
         pool = mp.get_context("spawn").Pool(workers())
         mapped = pool.imap(fn, jobs)
     try:
@@ -36,3 +38,22 @@ def map_progress(fn, jobs, *, total: int, description: str, progress=None, weigh
             pool.close()
             pool.join()
     return results
+
+
+def _start_resource_tracker() -> None:
+    """multiprocessing's resource tracker hands sys.stderr's file descriptor to its
+    process. Under a UI that captures stderr (Textual's stand-in has fileno() == -1)
+    that fails with "bad value(s) in fds_to_keep"; start it with the real stderr."""
+    try:
+        usable = sys.stderr.fileno() >= 0
+    except (AttributeError, OSError, ValueError):
+        usable = False
+    if usable:
+        return
+    from multiprocessing import resource_tracker
+
+    captured, sys.stderr = sys.stderr, sys.__stderr__
+    try:
+        resource_tracker.ensure_running()
+    finally:
+        sys.stderr = captured

@@ -154,3 +154,24 @@ async def test_tui_and_cli_write_one_store_at_once(store, mnist_path):
     assert len(rows) == 4  # lr's 3 + optimizer's sgd; both studies share the baseline run
     assert {r.status for r in rows} == {"finished"}
     assert all(len(store.epochs(r.id)) == 2 * 3 for r in rows)  # 2 epochs x 3 phases, no doubles
+
+
+async def test_captcha_study_on_a_data_folder(store, synth_folder, tmp_path):
+    """Preprocessing runs in a spawn pool from the worker thread, under Textual's
+    captured stderr; metrics show per character."""
+    import shutil
+
+    # fresh mtimes: a new fingerprint, so the preprocessing cache cannot answer
+    synth_folder = shutil.copytree(synth_folder, tmp_path / "captchas", copy_function=shutil.copyfile)
+    app = KerasHWApp(store)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await _pick(pilot, app, "captcha-preprocess", {"epochs": "1", "data": str(synth_folder)})
+        await pilot.press("s")
+        await _wait(pilot, lambda: app.running is None, timeout=300)
+        assert set(app.last_statuses.values()) == {"finished"}, _status(app)
+        metrics = app.query_one(MetricsTable)
+        headers = [c.label.plain for c in metrics.columns.values()]
+        assert headers == ["ep", "phase", "loss", "c1", "c2", "c3", "c4", "whole"]
+        assert metrics.row_count == 3
+        rows = store.runs(study="captcha-preprocess")
+        assert len(rows) == 3 and {r.spec["data"] for r in rows} == {str(synth_folder)}

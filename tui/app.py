@@ -30,7 +30,7 @@ from tui.widgets import (ConfirmScreen, Curves, MetricsTable, SettingsForm, Star
 
 
 class KerasHWApp(App):
-    CSS_PATH = "app.tcss"
+    CSS_PATH = Path(__file__).with_name("app.tcss")  # also for subclasses defined elsewhere
     TITLE = "kerashw"
     BINDINGS = [
         Binding("s", "start", "Start"),
@@ -49,6 +49,7 @@ class KerasHWApp(App):
         self.running: str | None = None  # the study being trained
         self.history: list[dict] = []  # phase records of the current run
         self.last_statuses: dict = {}  # run id -> status of the last study
+        self.last_error = ""  # kept for the study's summary line; toasts fade
         self.sub_title = str(self.store.path)
 
     def compose(self) -> ComposeResult:
@@ -121,6 +122,7 @@ class KerasHWApp(App):
         self.cancel_event = threading.Event()
         self.running = name
         self.history = []
+        self.last_error = ""
         self.action_show_tab("train")
         self.query_one("#run-status", Static).update(f"study {name}: loading TensorFlow and data…")
         self.train_study(name, specs, self.cancel_event)
@@ -213,6 +215,7 @@ class KerasHWApp(App):
 
     def on_run_failed(self, m: RunFailed) -> None:
         where = f"run {m.run_id[:8]}: " if m.run_id else ""
+        self.last_error = f"{where}{m.error}"
         self.notify(f"{where}{m.error}", title="training failed", severity="error", timeout=20)
         self._status(f"[red]{where}{m.error}[/red]")
         self._refresh_stored()
@@ -229,6 +232,8 @@ class KerasHWApp(App):
         summary = ", ".join(f"{n} {s}" for s, n in counts.items()) or "no runs"
         if m.cancelled:
             self._status(f"{m.study} cancelled: {summary}. s resumes (finished runs skipped)")
+        elif "failed" in counts:
+            self._status(f"[red]study {m.study} done: {summary}. Last error: {self.last_error}[/red]")
         elif m.statuses:
             self._status(f"study {m.study} done: {summary}. Results on tab 3.")
         self._refresh_stored()
