@@ -48,7 +48,8 @@ def list_cmd(params, store_path):
     """Studies, the runs each expands to, what is finished, and an estimated time."""
     from kerashw import estimate
 
-    store = _store(store_path)
+    # Listing must not create a store; without one nothing is finished yet.
+    store = _store(store_path) if Store.resolve(store_path).exists() else None
     counts = {}
     if params:
         _quiet_tf()
@@ -71,13 +72,14 @@ def list_cmd(params, store_path):
                     counts[key] = count_params(model)[0]
                 label += f" ({counts[key]:,} params)"
             labels.append(label)
-        done = sum(store.status(s.run_id) == "finished" for s in specs)
+        done = sum(store.status(s.run_id) == "finished" for s in specs) if store else 0
         t.add_row(name, study.description, str(len(specs)), str(done),
                   estimate.human(estimate.study_seconds(specs, store)) if done < len(specs) else "done",
                   "\n".join(labels))
     console.print(t)
-    console.print("est. time: runs not yet finished, from timings stored in "
-                  f"{store.path} or measured on a 2-core CPU; done = finished runs")
+    where = f"timings stored in {store.path}" if store else "no store yet"
+    console.print(f"est. time: runs not yet finished ({where}; else figures measured on a "
+                  "2-core CPU); done = finished runs")
 
 
 def _spec_options(f):

@@ -77,9 +77,7 @@ class Store:
     """One SQLite file; short transactions so concurrent writers wait, not fail."""
 
     def __init__(self, path: str | os.PathLike | None = None):
-        path = Path(path) if path is not None else default_home()
-        if path.suffix != ".db":  # a folder was given
-            path = path / "runs.db"
+        path = self.resolve(path)
         self.path = path
         self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
@@ -87,6 +85,12 @@ class Store:
                 con.executescript(SCHEMA)
         except sqlite3.DatabaseError as exc:
             raise ValueError(f"{self.path} is not a kerashw results store (SQLite said: {exc})") from exc
+
+    @staticmethod
+    def resolve(path: str | os.PathLike | None) -> Path:
+        """The .db file a folder, a .db path or None (the default home) means."""
+        path = Path(path) if path is not None else default_home()
+        return path if path.suffix == ".db" else path / "runs.db"
 
     @property
     def home(self) -> Path:

@@ -2,6 +2,8 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from click.testing import CliRunner
 
 from kerashw.cli import main
@@ -66,3 +68,25 @@ def test_bad_inputs_are_clear(tmp_path):
     assert r.exit_code == 2 and "missing.npz: no such file" in r.output
     r = CliRunner().invoke(main, ["results", "ffff", "--store", str(tmp_path)])
     assert r.exit_code == 1 and "matches no run" in r.output
+
+
+def test_list_shows_done_and_estimates_without_creating_a_store(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    r = CliRunner().invoke(main, ["list", "--no-params"])
+    assert r.exit_code == 0, r.output
+    assert "est. time" in r.output and "no store yet" in r.output
+    assert not (tmp_path / "kerashw-runs").exists()
+    assert " min " in r.output or " s " in r.output  # an estimate per study
+
+
+def test_tui_entry_point_help_and_bad_store(tmp_path, capsys):
+    from tui.app import main as tui_main
+
+    with pytest.raises(SystemExit) as exc:
+        tui_main(["--help"])
+    assert exc.value.code == 0 and "--store" in capsys.readouterr().out
+    bad = tmp_path / "x.db"
+    bad.write_text("not sqlite")
+    with pytest.raises(SystemExit) as exc:
+        tui_main(["--store", str(bad)])
+    assert exc.value.code == 2 and "not a kerashw results store" in capsys.readouterr().err
