@@ -58,7 +58,8 @@ def result_rows(rows: list[RunRow], studies: bool = True) -> tuple[list[str], li
     return headers, out
 
 
-COMPARE_METRICS = (("train", "top1"), ("val", "top1"), ("test", "top1"))
+# test first: in an 80-column terminal the deltas that matter most stay in view
+COMPARE_METRICS = (("test", "top1"), ("val", "top1"), ("train", "top1"))
 
 
 def compare_rows(rows: list[RunRow], baseline_id: str) -> tuple[list[str], list[list[str]]]:
@@ -68,7 +69,7 @@ def compare_rows(rows: list[RunRow], baseline_id: str) -> tuple[list[str], list[
     if base is None:
         raise ValueError(f"baseline run {baseline_id!r} is not among the compared runs")
     captcha = any(r.task == "captcha" for r in rows)
-    metrics = [*COMPARE_METRICS, ("test", "whole" if captcha else "top3")]
+    metrics = [COMPARE_METRICS[0], ("test", "whole" if captcha else "top3"), *COMPARE_METRICS[1:]]
     headers = ["run", "label", "status"]
     for phase, key in metrics:
         name = f"{phase} {'top1' if key == 'top1' else key}"
