@@ -90,7 +90,8 @@ def trained_store(tmp_path_factory, mnist_path):
     return store
 
 
-async def test_results_compare_deltas_and_export(trained_store):
+async def test_results_compare_deltas_and_export(trained_store, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # the model export goes to ./saved_models
     store = trained_store
     app = KerasHWApp(store)
     async with app.run_test(size=(80, 24)) as pilot:
@@ -119,6 +120,12 @@ async def test_results_compare_deltas_and_export(trained_store):
         values = [float(runs.get_row_at(i)[list(c.value for c in runs.columns).index("test")])
                   for i in range(3)]
         assert values == sorted(values, reverse=True)
+        # x exports the highlighted run as a SavedModel, off the UI thread
+        await pilot.press("x")
+        await app.workers.wait_for_complete()
+        exported = list((tmp_path / "saved_models").iterdir())
+        assert len(exported) == 1
+        assert (exported[0] / "saved_model.pb").exists() and (exported[0] / "kerashw.json").exists()
 
 
 async def test_bad_settings_and_bad_data_show_errors(store, tmp_path):
