@@ -17,14 +17,15 @@ from pathlib import Path
 from kerashw.config import RunSpec
 
 # Seconds per epoch per 1,000 training images at batch 64, val + test passes included,
-# measured with `kerashw train` on the reference machine (2 cores, TF 2.21).
+# measured with `kerashw train` / benchmarks/captcha_study.py on the reference machine
+# (2 cores, TF 2.21; captchas with augmentation; docs/results/*.md).
 SECONDS_PER_1K = {
     "nn": 0.035,  # MNIST epoch of 48,000: ~1.2 s train + evaluation
     "cnn": 0.45,  # ~18 s train + ~3 s evaluation
-    "baseline": 45.0,  # ~160 s per 4,000 captchas + evaluation
-    "simple_cnn": 20.0,
-    "resnet18": 55.0,  # ~200 s per 4,000 + evaluation
-    "resnet18_mod": 3.0,  # 5-9 s per 4,000 + evaluation
+    "baseline": 22.0,  # 182 s for 2 epochs of 4,000 captchas
+    "simple_cnn": 8.5,  # 71 s for 2 epochs
+    "resnet18": 38.0,  # 313 s for 2 epochs
+    "resnet18_mod": 2.7,  # 270-320 s for 25 epochs
 }
 STEP_OVERHEAD = 0.0018  # Keras's per-step cost beyond the math (with steps_per_execution)
 WARM_UP = {"mnist": 5.0, "captcha": 20.0}  # building, tracing, first data pass
