@@ -23,9 +23,32 @@ FORMATS = ("table", "csv", "markdown", "json")
 
 
 def _quiet_tf() -> None:
-    # TF's C++ start-up chatter (CUDA probing, CPU flags) says nothing a user can act on.
+    """Load TensorFlow without its C++ start-up chatter (CUDA probing, CPU flags, oneDNN
+    notes), which says nothing a user can act on. TF 2.21 writes some of it before its
+    log settings apply, straight to file descriptor 2, so that is parked in a temporary
+    file meanwhile; if the import fails, what it said is shown after all."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     os.environ.setdefault("ABSL_MIN_LOG_LEVEL", "2")
+    if "tensorflow" in sys.modules:
+        return
+    import tempfile
+
+    sys.stderr.flush()
+    with tempfile.TemporaryFile() as parked:
+        saved = os.dup(2)
+        os.dup2(parked.fileno(), 2)
+        try:
+            import tensorflow as tf
+
+            tf.config.list_physical_devices()  # the CUDA probe speaks here, not at import
+        except BaseException:
+            os.dup2(saved, 2)
+            parked.seek(0)
+            sys.stderr.write(parked.read().decode(errors="replace"))
+            raise
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
 
 
 def _store(path) -> Store:
