@@ -142,7 +142,7 @@ class ResultsView(Vertical):
                         severity="warning")
             return
         baseline = self.baseline or self.selected[0]
-        rows = [self.rows[i] for i in self.selected]
+        rows = [self.rows[i] for i in sorted(self.selected, key=lambda i: i != baseline)]  # baseline first
         headers, cells = report.compare_rows(rows, baseline)
         self.comparison = (headers, cells)
         table = self.query_one("#compare", DataTable)
