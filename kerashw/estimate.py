@@ -54,14 +54,16 @@ def _folder_train_size(folder: Path) -> int:
 
 
 def _per_image_epoch(spec: RunSpec, store) -> float | None:
-    """Measured seconds per (epoch x training image) of comparable finished runs."""
+    """Measured seconds per (epoch x training image) of comparable finished runs
+    (same model, preprocess, batch size and augmentation)."""
     if store is None:
         return None
     rates = []
     for row in store.runs(task=spec.task):
         s = row.spec
         if (row.status != "finished" or not row.elapsed or s.get("model") != spec.model
-                or s.get("preprocess") != spec.preprocess or s.get("batch_size") != spec.batch_size):
+                or s.get("preprocess") != spec.preprocess or s.get("batch_size") != spec.batch_size
+                or bool(s.get("augment")) != spec.augment):  # augmentation ~doubles an epoch
             continue
         other = RunSpec.from_dict(s)
         n, epochs = train_size(other), other.epochs

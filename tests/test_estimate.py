@@ -61,3 +61,11 @@ def test_human():
     assert estimate.human(12.4) == "~12 s"
     assert estimate.human(600) == "~10 min"
     assert estimate.human(3 * 3600) == "~3.0 h"
+
+
+def test_store_timings_match_augmentation(store):
+    cap = baseline("captcha")  # augment on
+    plain = dataclasses.replace(cap, augment=False, seed=1)
+    _finish(store, plain, estimate.WARM_UP["captcha"] + 1000.0)  # a very slow run without it
+    assert estimate.run_seconds(cap, store) == estimate.run_seconds(cap)  # not comparable
+    assert estimate.run_seconds(dataclasses.replace(cap, augment=False), store) > estimate.run_seconds(cap)
