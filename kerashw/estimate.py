@@ -22,9 +22,9 @@ from kerashw.config import RunSpec
 SECONDS_PER_1K = {
     "nn": 0.035,  # MNIST epoch of 48,000: ~1.2 s train + evaluation
     "cnn": 0.45,  # ~18 s train + ~3 s evaluation
-    "baseline": 22.0,  # 182 s for 2 epochs of 4,000 captchas
-    "simple_cnn": 8.5,  # 71 s for 2 epochs
-    "resnet18": 38.0,  # 313 s for 2 epochs
+    "baseline": 18.0,  # 429 s for 6 epochs of 4,000 captchas
+    "simple_cnn": 8.0,  # 190 s for 6 epochs
+    "resnet18": 19.0,  # 451 s for 6 epochs
     "resnet18_mod": 2.7,  # 270-320 s for 25 epochs
 }
 STEP_OVERHEAD = 0.0018  # Keras's per-step cost beyond the math (with steps_per_execution)
