@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import os
 import sys
 import threading
@@ -16,6 +17,7 @@ from textual import work
 from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
+from textual.css.query import NoMatches
 from textual.worker import get_current_worker
 from textual.widgets import DataTable, Footer, Header, Label, ProgressBar, Static, TabbedContent, TabPane
 
@@ -27,6 +29,20 @@ from tui.messages import (EpochEnded, EpochStarted, Notice, RunFailed, RunFinish
 from tui.results import ResultsView
 from tui.widgets import (ConfirmScreen, Curves, MetricsTable, SettingsForm, StartRequested,
                          StudyTable, TrainView)
+
+
+def _while_mounted(handler):
+    """Messages from the training thread can still arrive while the app shuts down
+    (quit during a run): once the widgets are gone there is nothing to update."""
+
+    @functools.wraps(handler)
+    def guarded(self, message):
+        try:
+            return handler(self, message)
+        except NoMatches:
+            return None
+
+    return guarded
 
 
 class KerasHWApp(App):
@@ -92,7 +108,10 @@ class KerasHWApp(App):
 
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
         if event.data_table.id == "study-table":
-            self.show_detail()
+            try:
+                self.show_detail()
+            except NoMatches:
+                pass  # a late event while the app shuts down: its widgets are gone
 
     def on_input_changed(self, event) -> None:
         self.refresh_studies()  # run ids, finished counts and estimates follow the settings
@@ -177,10 +196,12 @@ class KerasHWApp(App):
     def _status(self, text: str) -> None:
         self.query_one("#run-status", Static).update(text)
 
+    @_while_mounted
     def on_study_started(self, m: StudyStarted) -> None:
         self._status(f"study {m.study}: {m.runs} run(s), {m.finished} already finished, "
                      f"estimated {m.estimate}")
 
+    @_while_mounted
     def on_run_started(self, m: RunStarted) -> None:
         self.history = []
         self._status(f"[b]{self.running}[/b] run {m.index}/{m.total}: {m.label}  "
@@ -191,28 +212,33 @@ class KerasHWApp(App):
     def on_run_skipped(self, m: RunSkipped) -> None:
         self.notify(f"run {m.index}/{m.total} {m.label}: already finished, reused", timeout=3)
 
+    @_while_mounted
     def on_epoch_started(self, m: EpochStarted) -> None:
         self.query_one("#progress-label", Label).update(f"epoch {m.epoch}/{m.epochs}")
         bar = self.query_one("#epoch-progress", ProgressBar)
         bar.update(total=None)  # restarts the ETA estimate for the new epoch
         bar.update(total=m.steps, progress=0)
 
+    @_while_mounted
     def on_step_progress(self, m: StepProgress) -> None:
         if m.description:
             self.query_one("#progress-label", Label).update(m.description[:24])
         self.query_one("#epoch-progress", ProgressBar).update(total=m.steps, progress=m.step)
 
+    @_while_mounted
     def on_epoch_ended(self, m: EpochEnded) -> None:
         self.history.append(m.record)
         self.query_one(MetricsTable).add_record(m.record)
         if m.record["phase"] != "test":
             self.query_one(Curves).draw(self.history)
 
+    @_while_mounted
     def on_run_finished(self, m: RunFinished) -> None:
         severity = "information" if m.status == "finished" else "warning"
         self.notify(f"{m.run_id[:8]} {m.status} in {m.elapsed:.1f}s", severity=severity, timeout=5)
         self._refresh_stored()
 
+    @_while_mounted
     def on_run_failed(self, m: RunFailed) -> None:
         where = f"run {m.run_id[:8]}: " if m.run_id else ""
         self.last_error = f"{where}{m.error}"
@@ -223,6 +249,7 @@ class KerasHWApp(App):
     def on_notice(self, m: Notice) -> None:
         self.notify(m.text, severity="warning", timeout=8)
 
+    @_while_mounted
     def on_study_finished(self, m: StudyFinished) -> None:
         self.running = None
         self.last_statuses = m.statuses
