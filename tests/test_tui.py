@@ -182,3 +182,19 @@ async def test_captcha_study_on_a_data_folder(store, synth_folder, tmp_path):
         assert metrics.row_count == 3
         rows = store.runs(study="captcha-preprocess")
         assert len(rows) == 3 and {r.spec["data"] for r in rows} == {str(synth_folder)}
+
+
+async def test_quit_during_a_run_stores_it_interrupted(store, mnist_path):
+    app = KerasHWApp(store, mnist=str(mnist_path))
+    nn = get_study("model").specs(Overrides(epochs=5))[0]
+    async with app.run_test(size=(80, 24)) as pilot:
+        await _pick(pilot, app, "model", {"epochs": "5"})
+        await pilot.press("s")
+        await _wait(pilot, lambda: app.query_one(MetricsTable).row_count >= 1)
+        await pilot.press("q", "y")
+        await pilot.pause()
+    assert app.return_code == 0
+    deadline = time.monotonic() + 60
+    while store.status(nn.run_id) == "running" and time.monotonic() < deadline:
+        await asyncio.sleep(0.2)  # the training thread stops at its next step
+    assert store.status(nn.run_id) == "interrupted"
