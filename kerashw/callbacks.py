@@ -60,6 +60,8 @@ class EpochReporter(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         logs = logs if logs is not None else {}
+        if self.cancel is not None and self.cancel.is_set():
+            return  # cut short: its running averages cover part of an epoch, so none is stored
         seconds = time.perf_counter() - self._t0
         train = self.to_record(logs)
         self._emit(epoch, "train", self.train_samples, train, seconds)
@@ -76,3 +78,16 @@ class EpochReporter(keras.callbacks.Callback):
                   "samples": samples, "seconds": seconds, **metrics}
         self.on_phase(record)
         self.listener.phase_ended(record)
+
+
+class BestWeights(keras.callbacks.ModelCheckpoint):
+    """Keras's ModelCheckpoint on val top-1, silent for an epoch cut short by a cancel
+    (it has no val_top1, and the stock callback warns about that)."""
+
+    def __init__(self, path: str):
+        super().__init__(path, monitor="val_top1", mode="max", save_best_only=True,
+                         save_weights_only=True)
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs and self.monitor in logs:
+            super().on_epoch_end(epoch, logs)

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 import keras
 
 from kerashw import __version__, tasks
-from kerashw.callbacks import CancelOnEvent, EpochReporter
+from kerashw.callbacks import BestWeights, CancelOnEvent, EpochReporter
 from kerashw.listener import Listener
 from kerashw.config import RunSpec
 from kerashw.data import DataError
@@ -116,8 +116,7 @@ def run(spec: RunSpec, *, store: Store | None = None, studies=(), listener: List
                       listener=listener, cancel=cancel),
         keras.callbacks.TerminateOnNaN(),
         keras.callbacks.CSVLogger(str(run_dir / "metrics.csv")),
-        keras.callbacks.ModelCheckpoint(str(run_dir / "best.weights.h5"), monitor="val_top1",
-                                        mode="max", save_best_only=True, save_weights_only=True),
+        BestWeights(str(run_dir / "best.weights.h5")),
     ]
     if cancel is not None:
         callbacks.append(CancelOnEvent(cancel))

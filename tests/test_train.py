@@ -92,6 +92,7 @@ def test_cancel_marks_interrupted_and_keeps_finished(store, mnist_path):
     assert [r.status for r in results] == ["finished", "interrupted"]  # the third never started
     assert store.status(specs[0].run_id) == "finished"
     assert store.status(specs[1].run_id) == "interrupted"
+    assert store.epochs(specs[1].run_id) == []  # cut in its first epoch: no partial epoch stored
     assert store.get(specs[2].run_id) is None
 
 
