@@ -73,6 +73,7 @@ def list_cmd(params, store_path):
 
     # Listing must not create a store; without one nothing is finished yet.
     store = _store(store_path) if Store.resolve(store_path).exists() else None
+    timings = estimate.Timings(store)
     counts = {}
     if params:
         _quiet_tf()
@@ -95,9 +96,9 @@ def list_cmd(params, store_path):
                     counts[key] = count_params(model)[0]
                 label += f" ({counts[key]:,} params)"
             labels.append(label)
-        done = sum(store.status(s.run_id) == "finished" for s in specs) if store else 0
+        done = sum(s.run_id in timings.finished for s in specs)
         t.add_row(name, study.description, str(len(specs)), str(done),
-                  estimate.human(estimate.study_seconds(specs, store)) if done < len(specs) else "done",
+                  estimate.human(estimate.study_seconds(specs, timings)) if done < len(specs) else "done",
                   "\n".join(labels))
     console.print(t)
     where = f"timings stored in {store.path}" if store else "no store yet"

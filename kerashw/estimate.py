@@ -53,29 +53,45 @@ def _folder_train_size(folder: Path) -> int:
     return count if split else count * 4 // 8  # one folder: the report's 4:1:3 split
 
 
-def _per_image_epoch(spec: RunSpec, store) -> float | None:
-    """Measured seconds per (epoch x training image) of comparable finished runs
-    (same model, preprocess, batch size and augmentation)."""
-    if store is None:
-        return None
-    rates = []
-    for row in store.runs(task=spec.task):
-        s = row.spec
-        if (row.status != "finished" or not row.elapsed or s.get("model") != spec.model
-                or s.get("preprocess") != spec.preprocess or s.get("batch_size") != spec.batch_size
-                or bool(s.get("augment")) != spec.augment):  # augmentation ~doubles an epoch
-            continue
-        other = RunSpec.from_dict(s)
-        n, epochs = train_size(other), other.epochs
-        if n and epochs:
-            rates.append(max(0.0, row.elapsed - WARM_UP[spec.task]) / (epochs * n))
-    return statistics.median(rates) if rates else None
+class Timings:
+    """The store's finished runs, read once: a study list re-estimated on every
+    keystroke must not re-read the store for every run of every study."""
+
+    def __init__(self, store=None):
+        rows = store.runs() if store is not None else []
+        self.finished = {r.id for r in rows if r.status == "finished"}
+        self._rates: dict[tuple, list[float]] = {}
+        for row in rows:
+            if row.status != "finished" or not row.elapsed:
+                continue
+            other = RunSpec.from_dict(row.spec)
+            n, epochs = train_size(other), other.epochs
+            if n and epochs:
+                rate = max(0.0, row.elapsed - WARM_UP[other.task]) / (epochs * n)
+                self._rates.setdefault(_key(other), []).append(rate)
+
+    def per_image_epoch(self, spec: RunSpec) -> float | None:
+        """Median seconds per (epoch x training image) of comparable finished runs."""
+        rates = self._rates.get(_key(spec))
+        return statistics.median(rates) if rates else None
+
+
+def _key(spec: RunSpec) -> tuple:
+    # what decides an epoch's cost per image; augmentation about doubles it
+    spec = spec.resolved()
+    return (spec.task, spec.model, spec.preprocess, spec.batch_size, spec.augment)
+
+
+def _timings(source) -> Timings:
+    """A Store or Timings (or None) as Timings."""
+    return source if isinstance(source, Timings) else Timings(source)
 
 
 def run_seconds(spec: RunSpec, store=None) -> float:
+    """One run's expected seconds; `store` is a Store or a Timings read from one."""
     spec = spec.resolved()
     n = train_size(spec)
-    rate = _per_image_epoch(spec, store)
+    rate = _timings(store).per_image_epoch(spec)
     if rate is not None:
         per_epoch = rate * n
     else:
@@ -86,11 +102,12 @@ def run_seconds(spec: RunSpec, store=None) -> float:
 
 def study_seconds(specs, store=None, skip_finished: bool = True) -> float:
     """Runs already finished in the store cost nothing: a study skips them."""
+    timings = _timings(store)
     total = 0.0
     for spec in dict.fromkeys(s.resolved() for s in specs):
-        if skip_finished and store is not None and store.status(spec.run_id) == "finished":
+        if skip_finished and spec.run_id in timings.finished:
             continue
-        total += run_seconds(spec, store)
+        total += run_seconds(spec, timings)
     return total
 
 

@@ -31,10 +31,11 @@ class StudyTable(DataTable):
     def refresh_rows(self, store, overrides: Overrides | None) -> None:
         keep = self.cursor_row
         self.clear()
+        timings = estimate.Timings(store)  # one read of the store for every study
         for name, study in SWEEPS.items():
             specs = study.specs(overrides)
-            done = sum(store.status(s.run_id) == "finished" for s in specs)
-            est = "done" if done == len(specs) else estimate.human(estimate.study_seconds(specs, store))
+            done = sum(s.run_id in timings.finished for s in specs)
+            est = "done" if done == len(specs) else estimate.human(estimate.study_seconds(specs, timings))
             self.add_row(name, str(len(specs)), str(done), est, key=name)
         if self.row_count:
             self.move_cursor(row=min(keep, self.row_count - 1))
