@@ -29,28 +29,31 @@ SECONDS_PER_1K = {
 }
 STEP_OVERHEAD = 0.0018  # Keras's per-step cost beyond the math (with steps_per_execution)
 WARM_UP = {"mnist": 5.0, "captcha": 20.0}  # building, tracing, first data pass
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp"}
 
 
 def train_size(spec: RunSpec) -> int:
     """Training images the run will see, without loading them."""
     if spec.task == "mnist":
         n = 48_000
-    elif spec.data is None:
-        n = 4_000  # the synthetic default's split
     else:
-        n = _folder_train_size(Path(spec.data))
+        n = _captcha_train_size(spec.data)
     return min(n, spec.limit) if spec.limit else n
 
 
-def _folder_train_size(folder: Path) -> int:
+def _captcha_train_size(data: str | None) -> int:
+    # Imported here: captcha loads OpenCV, which only captcha estimates need.
+    from kerashw.captcha import IMAGE_SUFFIXES, SYNTH_COUNT, split_counts
+
+    if data is None:
+        return split_counts(SYNTH_COUNT, None)[0]
+    folder = Path(data).expanduser()
     split = (folder / "train").is_dir()
     try:
         count = sum(1 for p in os.scandir(folder / "train" if split else folder)
                     if Path(p.name).suffix.lower() in IMAGE_SUFFIXES)
     except OSError:
         return 0  # a missing folder is reported by the run itself, with its name
-    return count if split else count * 4 // 8  # one folder: the report's 4:1:3 split
+    return count if split else split_counts(count, None)[0]
 
 
 class Timings:
