@@ -96,10 +96,8 @@ def list_cmd(params, store_path):
                     counts[key] = count_params(model)[0]
                 label += f" ({counts[key]:,} params)"
             labels.append(label)
-        done = sum(s.run_id in timings.finished for s in specs)
-        t.add_row(name, study.description, str(len(specs)), str(done),
-                  estimate.human(estimate.study_seconds(specs, timings)) if done < len(specs) else "done",
-                  "\n".join(labels))
+        p = estimate.plan(specs, timings)
+        t.add_row(name, study.description, str(p.runs), str(p.finished), p.estimate, "\n".join(labels))
     console.print(t)
     where = f"timings stored in {store.path}" if store else "no store yet"
     console.print(f"est. time: runs not yet finished ({where}; else figures measured on a "

@@ -76,13 +76,11 @@ def run_with_progress(console: Console, specs, store: Store, studies, *, force=F
     from kerashw import estimate
 
     listener = RichListener(console)
-    unique = list(dict.fromkeys(s.resolved() for s in specs))
-    done = 0 if force else sum(store.status(s.run_id) == "finished" for s in unique)
-    seconds = estimate.study_seconds(unique, store, skip_finished=not force)
-    if done == len(unique):
-        console.print(f"{len(unique)} run(s), all finished before: nothing to train")
+    p = estimate.plan(specs, store, force=force)
+    if p.finished == p.runs:
+        console.print(f"{p.runs} run(s), all finished before: nothing to train")
     else:
-        console.print(f"{len(unique)} run(s), {done} finished before, estimated {estimate.human(seconds)}")
+        console.print(f"{p.runs} run(s), {p.finished} finished before, estimated {p.estimate}")
     data_options = {**(data_options or {}), "progress": listener.data_progress}
     try:
         results = train.run_study(specs, store=store, studies=studies, listener=listener,

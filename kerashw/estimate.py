@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 import os
 import statistics
+from dataclasses import dataclass
 from pathlib import Path
 
 from kerashw.config import RunSpec
@@ -103,15 +104,26 @@ def run_seconds(spec: RunSpec, store=None) -> float:
     return WARM_UP[spec.task] + per_epoch * spec.epochs
 
 
-def study_seconds(specs, store=None, skip_finished: bool = True) -> float:
-    """Runs already finished in the store cost nothing: a study skips them."""
+@dataclass(frozen=True)
+class Plan:
+    """What starting a study means: its distinct runs, how many the store already
+    has finished (a start skips them), and the expected seconds of the rest."""
+
+    runs: int
+    finished: int
+    seconds: float
+
+    @property
+    def estimate(self) -> str:
+        return "done" if self.finished == self.runs else human(self.seconds)
+
+
+def plan(specs, store=None, force: bool = False) -> Plan:
+    """`store` is a Store or a Timings read from one; `force` re-runs finished runs."""
     timings = _timings(store)
-    total = 0.0
-    for spec in dict.fromkeys(s.resolved() for s in specs):
-        if skip_finished and spec.run_id in timings.finished:
-            continue
-        total += run_seconds(spec, timings)
-    return total
+    unique = list(dict.fromkeys(s.resolved() for s in specs))
+    todo = unique if force else [s for s in unique if s.run_id not in timings.finished]
+    return Plan(len(unique), len(unique) - len(todo), sum(run_seconds(s, timings) for s in todo))
 
 
 def human(seconds: float) -> str:

@@ -37,10 +37,15 @@ def test_store_timings_replace_the_table(store):
 
 def test_study_estimate_skips_finished_runs(store):
     specs = get_study("lr").specs()
-    full = estimate.study_seconds(specs, store)
+    full = estimate.plan(specs, store)
+    assert (full.runs, full.finished) == (3, 0) and full.estimate.startswith("~")
     _finish(store, specs[0], 30.0)
-    assert estimate.study_seconds(specs, store) < full
-    assert estimate.study_seconds(specs, store, skip_finished=False) > estimate.study_seconds(specs, store)
+    now = estimate.plan(specs, store)
+    assert now.finished == 1 and now.seconds < full.seconds
+    assert estimate.plan(specs, store, force=True).seconds > now.seconds
+    for spec in specs[1:]:
+        _finish(store, spec, 30.0)
+    assert estimate.plan(specs, store).estimate == "done"
 
 
 def test_folder_train_size_counts_images(tmp_path):

@@ -153,9 +153,8 @@ class KerasHWApp(App):
         try:
             from kerashw import estimate, train  # TensorFlow loads here, off the UI thread
 
-            finished = sum(self.store.status(s.run_id) == "finished" for s in specs)
-            self.post_message(StudyStarted(name, len(specs), finished,
-                                           estimate.human(estimate.study_seconds(specs, self.store))))
+            p = estimate.plan(specs, self.store)
+            self.post_message(StudyStarted(name, p.runs, p.finished, p.estimate))
             results = train.run_study(
                 specs, store=self.store, studies=[name], listener=listener, cancel=cancel,
                 data_options={**self.data_options, "progress": listener.data_progress})

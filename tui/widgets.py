@@ -33,10 +33,8 @@ class StudyTable(DataTable):
         self.clear()
         timings = estimate.Timings(store)  # one read of the store for every study
         for name, study in SWEEPS.items():
-            specs = study.specs(overrides)
-            done = sum(s.run_id in timings.finished for s in specs)
-            est = "done" if done == len(specs) else estimate.human(estimate.study_seconds(specs, timings))
-            self.add_row(name, str(len(specs)), str(done), est, key=name)
+            p = estimate.plan(study.specs(overrides), timings)
+            self.add_row(name, str(p.runs), str(p.finished), p.estimate, key=name)
         if self.row_count:
             self.move_cursor(row=min(keep, self.row_count - 1))
 
