@@ -13,6 +13,7 @@ import cv2
 import numpy as np
 
 from kerashw import preprocess
+from kerashw.config import SYNTHETIC_VERSION
 from kerashw.data import DataError, Split
 from kerashw.synth import ALPHABET
 
@@ -147,7 +148,7 @@ def source_items(data: str | None, seed: int = 0, progress=None) -> dict[str, li
     if data is None:
         from kerashw import synth
 
-        folder = cache_dir() / f"synthetic-v{synth.VERSION}-{SYNTH_COUNT}-seed0"
+        folder = cache_dir() / f"synthetic-v{SYNTHETIC_VERSION}-{SYNTH_COUNT}-seed0"
         return read_labelled_folder(synth.ensure_synthetic(folder, SYNTH_COUNT, 0, progress))
     root = Path(data).expanduser()
     subs = {p: root / p for p in ("train", "val", "test")}

@@ -13,9 +13,9 @@ TASKS = ("mnist", "captcha")
 OPTIMIZERS = ("adam", "sgd")
 ACTIVATIONS = ("relu", "softmax", "sigmoid", "tanh")
 PREPROCESS = ("original", "denoise", "denoise2")
-# The synthetic captcha generator's version (kerashw.synth reads it from here). It is
-# part of a captcha run's id on the default data, so runs on an older synthetic set
-# are never mistaken for runs on the current one.
+# The synthetic captcha generator's version, bumped when kerashw.synth's pixels change.
+# It names the synthetic cache folder and is part of a captcha run's id on the default
+# data, so runs on an older synthetic set are never mistaken for runs on the current one.
 SYNTHETIC_VERSION = 2
 # Fields added after runs were first stored: at these values they stay out of the
 # run id, so ids of earlier runs (which had no such field) do not change.

@@ -6,6 +6,8 @@ light grey background under dense salt-and-pepper speckle; four dark, condensed
 sans-serif glyphs, each a little rotated and shifted; one thick dark arc (a
 quadratic curve) running across the whole width, which *inverts* the glyph
 pixels it crosses (glyph strokes turn light under the arc); sizes 46-54 x 108-140.
+
+Changing the pixels generate() makes? Bump config.SYNTHETIC_VERSION with it.
 """
 from __future__ import annotations
 
@@ -15,8 +17,6 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
-
-from kerashw.config import SYNTHETIC_VERSION as VERSION  # noqa: F401  (names the cache folder)
 
 ALPHABET = "234579ACFHKMNPQRTYZ"
 

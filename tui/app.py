@@ -32,8 +32,8 @@ from tui.widgets import (ConfirmScreen, Curves, MetricsTable, SettingsForm, Star
 
 
 def _while_mounted(handler):
-    """Messages from the training thread can still arrive while the app shuts down
-    (quit during a run): once the widgets are gone there is nothing to update."""
+    """Messages from the training thread (and a table's late row events) can still
+    arrive while the app shuts down: once the widgets are gone there is nothing to update."""
 
     @functools.wraps(handler)
     def guarded(self, message):
@@ -106,12 +106,10 @@ class KerasHWApp(App):
         lines.append("[dim] ✓ finished in the store: a start skips it[/dim]")
         self.query_one("#study-detail", Static).update("\n".join(lines))
 
+    @_while_mounted
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
         if event.data_table.id == "study-table":
-            try:
-                self.show_detail()
-            except NoMatches:
-                pass  # a late event while the app shuts down: its widgets are gone
+            self.show_detail()
 
     def on_input_changed(self, event) -> None:
         self.refresh_studies()  # run ids, finished counts and estimates follow the settings
