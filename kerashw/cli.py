@@ -33,22 +33,18 @@ def _quiet_tf() -> None:
         return
     import tempfile
 
-    sys.stderr.flush()
-    with tempfile.TemporaryFile() as parked:
-        saved = os.dup(2)
-        os.dup2(parked.fileno(), 2)
-        try:
-            import tensorflow as tf
+    from kerashw.stdio import fd2_to
 
-            tf.config.list_physical_devices()  # the CUDA probe speaks here, not at import
+    with tempfile.TemporaryFile() as parked:
+        try:
+            with fd2_to(parked.fileno()):
+                import tensorflow as tf
+
+                tf.config.list_physical_devices()  # the CUDA probe speaks here, not at import
         except BaseException:
-            os.dup2(saved, 2)
             parked.seek(0)
             sys.stderr.write(parked.read().decode(errors="replace"))
             raise
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
 
 
 def _store(path) -> Store:

@@ -23,6 +23,7 @@ from textual.widgets import DataTable, Footer, Header, Label, ProgressBar, Stati
 
 from kerashw.data import DataError
 from kerashw.experiments import SWEEPS, get_study
+from kerashw.stdio import fd2_to
 from kerashw.store import Store
 from tui.messages import (EpochEnded, EpochStarted, Notice, RunFailed, RunFinished, RunSkipped,
                           RunStarted, StepProgress, StudyFinished, StudyStarted, TuiListener)
@@ -300,17 +301,13 @@ def divert_stderr(log: Path):
     if not os.isatty(2):
         yield
         return
-    terminal = os.dup(2)
     saved = sys.__stderr__
-    sys.__stderr__ = os.fdopen(terminal, "w", closefd=False)
-    with open(log, "a") as sink:
-        os.dup2(sink.fileno(), 2)
+    with open(log, "a") as sink, fd2_to(sink.fileno()) as terminal:
+        sys.__stderr__ = os.fdopen(terminal, "w", closefd=False)
         try:
             yield
         finally:
-            os.dup2(terminal, 2)
             sys.__stderr__ = saved
-            os.close(terminal)
 
 
 if __name__ == "__main__":
