@@ -1,34 +1,77 @@
-"""Reusable layer groups, applied functionally to a tensor (keras-hub style)."""
+"""Reusable layer groups, applied functionally to a tensor (keras-hub style).
+
+Every weight layer goes through `conv2d` / `dense`, so the weight initialisation
+(`init`) is decided in one place:
+
+- "torch": PyTorch's default for Conv2d and Linear, kaiming-uniform with a=sqrt(5)
+  on the kernel, i.e. uniform in +-1/sqrt(fan_in), and the bias uniform in the same
+  bound. Measured on real captchas (docs/results/captcha.md), this is what makes
+  resnet18_mod learn as fast in Keras as in PyTorch at the report's Adam 1e-3.
+- "keras": Keras's defaults, Glorot-uniform kernels and zero bias (runs stored
+  before `init` existed were trained this way).
+"""
 from __future__ import annotations
 
+import math
+
+import keras
 from keras import layers
 
+INITS = ("torch", "keras")
 
-def apply_conv_bn(x, filters, kernel_size, *, strides=1, activation="relu", name, bias=False):
-    """Conv -> BatchNorm -> activation. No conv bias: BatchNorm's beta replaces it."""
-    x = layers.Conv2D(filters, kernel_size, strides=strides, padding="same",
-                      use_bias=bias, name=f"{name}_conv")(x)
+
+def initializers(init: str, fan_in: int, *, bias: bool = True) -> dict:
+    """kernel_initializer / bias_initializer keyword arguments for one layer."""
+    if init == "keras":
+        return {}
+    if init != "torch":
+        raise ValueError(f"Unknown init {init!r}. Known: {list(INITS)}")
+    bound = 1.0 / math.sqrt(fan_in)
+    # VarianceScaling(1/3, fan_in, uniform) draws from +-sqrt(3 * (1/3) / fan_in) = +-1/sqrt(fan_in).
+    kwargs = {"kernel_initializer": keras.initializers.VarianceScaling(1 / 3, "fan_in", "uniform")}
+    if bias:
+        kwargs["bias_initializer"] = keras.initializers.RandomUniform(-bound, bound)
+    return kwargs
+
+
+def conv2d(x, filters, kernel_size, *, name, init="torch", strides=1, padding="same",
+           activation=None, use_bias=True):
+    fan_in = kernel_size * kernel_size * int(x.shape[-1])
+    return layers.Conv2D(filters, kernel_size, strides=strides, padding=padding, activation=activation,
+                         use_bias=use_bias, name=name,
+                         **initializers(init, fan_in, bias=use_bias))(x)
+
+
+def dense(x, units, *, name, init="torch", activation=None):
+    return layers.Dense(units, activation=activation, name=name,
+                        **initializers(init, int(x.shape[-1])))(x)
+
+
+def apply_conv_bn(x, filters, kernel_size, *, strides=1, activation="relu", name, init="torch"):
+    """Conv -> BatchNorm -> activation. No conv bias: BatchNorm's beta replaces it.
+    BatchNorm's momentum and epsilon are PyTorch's (0.1 -> Keras 0.9, 1e-5)."""
+    x = conv2d(x, filters, kernel_size, strides=strides, use_bias=False, init=init, name=f"{name}_conv")
     x = layers.BatchNormalization(epsilon=1e-5, momentum=0.9, name=f"{name}_bn")(x)
     if activation:
         x = layers.Activation(activation, name=f"{name}_{activation}")(x)
     return x
 
 
-def apply_basic_block(x, filters, *, strides=1, name):
+def apply_basic_block(x, filters, *, strides=1, activation="relu", name, init="torch"):
     """ResNet basic block (two 3x3 convs); a 1x1 projection when the shape changes."""
     shortcut = x
     if strides != 1 or x.shape[-1] != filters:
-        shortcut = apply_conv_bn(x, filters, 1, strides=strides, activation=None,
+        shortcut = apply_conv_bn(x, filters, 1, strides=strides, activation=None, init=init,
                                  name=f"{name}_0")
-    x = apply_conv_bn(x, filters, 3, strides=strides, name=f"{name}_1")
-    x = apply_conv_bn(x, filters, 3, activation=None, name=f"{name}_2")
+    x = apply_conv_bn(x, filters, 3, strides=strides, activation=activation, init=init, name=f"{name}_1")
+    x = apply_conv_bn(x, filters, 3, activation=None, init=init, name=f"{name}_2")
     x = layers.Add(name=f"{name}_add")([shortcut, x])
-    return layers.Activation("relu", name=f"{name}_out")(x)
+    return layers.Activation(activation, name=f"{name}_out")(x)
 
 
-def apply_stack(x, filters, blocks, *, strides=1, name):
+def apply_stack(x, filters, blocks, *, strides=1, activation="relu", name, init="torch"):
     """`blocks` basic blocks; only the first one strides."""
     for i in range(1, blocks + 1):
-        x = apply_basic_block(x, filters, strides=strides if i == 1 else 1,
-                              name=f"{name}_block{i}")
+        x = apply_basic_block(x, filters, strides=strides if i == 1 else 1, activation=activation,
+                              init=init, name=f"{name}_block{i}")
     return x

@@ -17,7 +17,7 @@ from keras import layers, ops
 from kerashw import data
 from kerashw.captcha import HEADS, captcha_splits
 from kerashw.config import RunSpec
-from kerashw.tasks import EVAL_BATCH, Task
+from kerashw.tasks import EVAL_BATCH, Task, sparse_ce
 
 
 def whole_captcha(y_true, y_pred):
@@ -78,7 +78,7 @@ def prepare_captcha(spec: RunSpec, progress=None, counts=None, skip_bad=False, *
                        len(splits[p])) for p in ("val", "test") if len(splits[p])},
         n_train=len(train),
         steps=math.ceil(len(train) / spec.batch_size),
-        loss={h: "sparse_categorical_crossentropy" for h in HEADS},
+        loss={h: sparse_ce(spec.label_smoothing) for h in HEADS},
         metrics=metrics,
         wrap=with_chars_output,
         to_record=to_record,

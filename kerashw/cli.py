@@ -13,7 +13,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from kerashw.config import MODEL_TASK, Overrides, RunSpec, baseline
+from kerashw.config import INITS, MODEL_TASK, OPTIMIZERS, PREPROCESS, SCHEDULES, Overrides, RunSpec, baseline
 from kerashw.experiments import SWEEPS, get_study, studies_of
 from kerashw.store import Store
 
@@ -105,10 +105,15 @@ def _spec_options(f):
         click.option("--exp", "exp", help=f"Study to run: {', '.join(SWEEPS)}."),
         click.option("--model", help="Model for a single run (nn, cnn, ...)."),
         click.option("--activation", help="Hidden activation: relu, softmax, sigmoid, tanh."),
-        click.option("--optimizer", type=click.Choice(["adam", "sgd"]), help="adam, or sgd (no momentum)."),
-        click.option("--lr", type=float, help="Learning rate."),
+        click.option("--optimizer", type=click.Choice(OPTIMIZERS), help="adam, adamw, or sgd (no momentum)."),
+        click.option("--lr", type=float, help="Learning rate (the peak, with --schedule cosine)."),
         click.option("--batch", "batch_size", type=int, help="Batch size."),
-        click.option("--preprocess", type=click.Choice(["original", "denoise", "denoise2"])),
+        click.option("--preprocess", type=click.Choice(PREPROCESS)),
+        click.option("--init", type=click.Choice(INITS), help="Weight init: torch (default) or keras."),
+        click.option("--weight-decay", type=float, help="Decoupled weight decay (AdamW's)."),
+        click.option("--schedule", type=click.Choice(SCHEDULES), help="Learning rate: constant or cosine."),
+        click.option("--warmup", type=int, help="Epochs of linear warm-up (with --schedule cosine)."),
+        click.option("--label-smoothing", type=float, help="Label smoothing, 0 to <1."),
         click.option("--augment/--no-augment", default=None,
                      help="Captcha: random shift/rotation/zoom of training images (default on)."),
         click.option("--epochs", type=int, help="Epochs per run (default: the study's)."),
@@ -122,7 +127,8 @@ def _spec_options(f):
 
 
 def _resolve_specs(exp, model, **fields) -> tuple[list[RunSpec], list[str]]:
-    extra = {k: fields.pop(k) for k in ("activation", "optimizer", "lr", "batch_size", "preprocess", "augment")}
+    extra = {k: fields.pop(k) for k in ("activation", "optimizer", "lr", "batch_size", "preprocess", "augment",
+                                         "init", "weight_decay", "schedule", "warmup", "label_smoothing")}
     ov = Overrides(epochs=fields["epochs"], limit=fields["limit"], seed=fields["seed"],
                    data=fields["data"], extra={**extra, "model": model})
     try:

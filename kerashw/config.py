@@ -10,7 +10,9 @@ import json
 from dataclasses import dataclass, field
 
 TASKS = ("mnist", "captcha")
-OPTIMIZERS = ("adam", "sgd")
+OPTIMIZERS = ("adam", "adamw", "sgd")
+SCHEDULES = ("constant", "cosine")
+INITS = ("torch", "keras")  # weight init: PyTorch's default, or Keras's (kerashw.blocks)
 ACTIVATIONS = ("relu", "softmax", "sigmoid", "tanh")
 PREPROCESS = ("original", "denoise", "denoise2")
 # The synthetic captcha generator's version, bumped when kerashw.synth's pixels change.
@@ -19,7 +21,9 @@ PREPROCESS = ("original", "denoise", "denoise2")
 SYNTHETIC_VERSION = 2
 # Fields added after runs were first stored: at these values they stay out of the
 # run id, so ids of earlier runs (which had no such field) do not change.
-LATER_DEFAULTS = {"augment": False}
+# A stored spec without such a field had that value, so from_dict fills it in.
+LATER_DEFAULTS = {"augment": False, "init": "keras", "weight_decay": 0.0, "schedule": "constant",
+                  "warmup": 0, "label_smoothing": 0.0}
 # Which homework part each model serves; the CLI routes `--model X` with it.
 MODEL_TASK = {"nn": "mnist", "cnn": "mnist", "baseline": "captcha", "simple_cnn": "captcha",
               "resnet18": "captcha", "resnet18_mod": "captcha"}
@@ -41,6 +45,11 @@ class RunSpec:
     data: str | None = None  # captcha folder; None = the synthetic default. MNIST ignores it
     seed: int = 42  # seeds the split, the shuffles and the weight init
     augment: bool = False  # random shifts, small rotations and zoom of training images (captcha)
+    init: str = "torch"  # weight init: PyTorch's default (learns faster here, see blocks.py) or keras
+    weight_decay: float = 0.0  # decoupled weight decay (AdamW's), scaled by the learning rate
+    schedule: str = "constant"  # learning rate: constant, or cosine decay to 0 over the run
+    warmup: int = 0  # epochs of linear warm-up from 0 to lr before the cosine decay
+    label_smoothing: float = 0.0  # cross-entropy against (1-e) one-hot + e uniform targets
 
     def __post_init__(self) -> None:
         # Validate early so a typo fails before TensorFlow loads, naming what is accepted.
@@ -50,6 +59,18 @@ class RunSpec:
             raise ValueError(f"Unknown optimizer {self.optimizer!r}. Known: {list(OPTIMIZERS)}")
         if self.activation not in ACTIVATIONS:
             raise ValueError(f"Unknown activation {self.activation!r}. Known: {list(ACTIVATIONS)}")
+        if self.init not in INITS:
+            raise ValueError(f"Unknown init {self.init!r}. Known: {list(INITS)}")
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"Unknown schedule {self.schedule!r}. Known: {list(SCHEDULES)}")
+        if self.warmup and self.schedule != "cosine":
+            raise ValueError(f"warmup={self.warmup!r} needs schedule 'cosine' (it warms up into the decay)")
+        if self.warmup < 0:
+            raise ValueError(f"warmup must be >= 0 epochs, got {self.warmup!r}")
+        if not 0 <= self.label_smoothing < 1:
+            raise ValueError(f"label_smoothing must be in [0, 1), got {self.label_smoothing!r}")
+        if not self.weight_decay >= 0:
+            raise ValueError(f"weight_decay must be >= 0, got {self.weight_decay!r}")
         if self.preprocess is not None and self.preprocess not in PREPROCESS:
             raise ValueError(f"Unknown preprocess {self.preprocess!r}. Known: {list(PREPROCESS)}")
         if not (self.lr > 0):
@@ -61,10 +82,12 @@ class RunSpec:
             raise ValueError(f"limit must be >= 1 or None, got {self.limit!r}")
 
     def resolved(self) -> "RunSpec":
-        """Normalise fields the task ignores, so equal runs hash equal."""
+        """Normalise fields the task ignores, so equal runs hash equal. A warm-up longer
+        than the run (a quick `--epochs 2` of a long recipe) is cut to leave one epoch of decay."""
+        warmup = min(self.warmup, self.epochs - 1)
         if self.task == "mnist":
-            return dataclasses.replace(self, preprocess=None, data=None, augment=False)
-        return dataclasses.replace(self, preprocess=self.preprocess or "original")
+            return dataclasses.replace(self, preprocess=None, data=None, augment=False, warmup=warmup)
+        return dataclasses.replace(self, preprocess=self.preprocess or "original", warmup=warmup)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self.resolved())
@@ -91,7 +114,7 @@ class RunSpec:
     @classmethod
     def from_dict(cls, d: dict) -> "RunSpec":
         known = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in known})
+        return cls(**{**LATER_DEFAULTS, **{k: v for k, v in d.items() if k in known}})
 
 
 def baseline(task: str = "mnist") -> RunSpec:

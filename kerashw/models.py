@@ -11,7 +11,7 @@ from keras import layers
 from kerashw import blocks
 
 
-def build_nn(input_shape=(28, 28), num_classes=10, *, activation="relu", name="nn"):
+def build_nn(input_shape=(28, 28), num_classes=10, *, activation="relu", init="torch", name="nn"):
     """Fully connected net: Flatten(784) -> Dense 256 -> Dense 128 -> Dense 10 softmax.
 
     The hidden activation is the report's study 2 (relu, softmax, sigmoid).
@@ -19,13 +19,13 @@ def build_nn(input_shape=(28, 28), num_classes=10, *, activation="relu", name="n
     """
     inputs = keras.Input(shape=input_shape, name=f"{name}_input")
     x = layers.Flatten(name=f"{name}_flatten")(inputs)
-    x = layers.Dense(256, activation=activation, name=f"{name}_1_dense")(x)
-    x = layers.Dense(128, activation=activation, name=f"{name}_2_dense")(x)
-    outputs = layers.Dense(num_classes, activation="softmax", name=f"{name}_predictions")(x)
+    x = blocks.dense(x, 256, activation=activation, init=init, name=f"{name}_1_dense")
+    x = blocks.dense(x, 128, activation=activation, init=init, name=f"{name}_2_dense")
+    outputs = blocks.dense(x, num_classes, activation="softmax", init=init, name=f"{name}_predictions")
     return keras.Model(inputs, outputs, name=name)
 
 
-def build_cnn(input_shape=(28, 28), num_classes=10, *, activation="relu", name="cnn"):
+def build_cnn(input_shape=(28, 28), num_classes=10, *, activation="relu", init="torch", name="cnn"):
     """Small conv net: [Conv 3x3 -> BatchNorm -> act -> MaxPool] x 2 (32, 64 filters)
     -> Flatten -> Dense 128 -> Dense 10 softmax.
 
@@ -37,21 +37,21 @@ def build_cnn(input_shape=(28, 28), num_classes=10, *, activation="relu", name="
     if len(input_shape) == 2:
         x = layers.Reshape((*input_shape, 1), name=f"{name}_reshape")(x)
     for i, filters in enumerate((32, 64), start=1):
-        x = blocks.apply_conv_bn(x, filters, 3, activation=activation, name=f"{name}_{i}")
+        x = blocks.apply_conv_bn(x, filters, 3, activation=activation, init=init, name=f"{name}_{i}")
         x = layers.MaxPooling2D(2, name=f"{name}_{i}_pool")(x)
     x = layers.Flatten(name=f"{name}_flatten")(x)
-    x = layers.Dense(128, activation=activation, name=f"{name}_dense")(x)
-    outputs = layers.Dense(num_classes, activation="softmax", name=f"{name}_predictions")(x)
+    x = blocks.dense(x, 128, activation=activation, init=init, name=f"{name}_dense")
+    outputs = blocks.dense(x, num_classes, activation="softmax", init=init, name=f"{name}_predictions")
     return keras.Model(inputs, outputs, name=name)
 
 
-def _heads(x, num_classes, name):
+def _heads(x, num_classes, init):
     """Four softmax heads named char_1..char_4, as in the TA baseline."""
-    return {f"char_{i}": layers.Dense(num_classes, activation="softmax", name=f"char_{i}")(x)
+    return {f"char_{i}": blocks.dense(x, num_classes, activation="softmax", init=init, name=f"char_{i}")
             for i in range(1, 5)}
 
 
-def build_baseline(input_shape=(50, 130, 3), num_classes=19, *, activation="relu", name="baseline"):
+def build_baseline(input_shape=(50, 130, 3), num_classes=19, *, activation="relu", init="torch", name="baseline"):
     """The TA's CNN: Conv32(same)-Conv32-Pool-Conv64(same)-Conv64-Pool-Conv128(same)-Conv128-BN-Pool
     -Conv256(same)-Conv256(same)-Pool-Conv512(same)-BN-Pool-Flatten-Dropout(0.5)-4 x Dense(19)."""
     inputs = keras.Input(shape=input_shape, name=f"{name}_input")
@@ -65,42 +65,44 @@ def build_baseline(input_shape=(50, 130, 3), num_classes=19, *, activation="relu
         elif step == "bn":
             x = layers.BatchNormalization(name=f"{name}_{i}_bn")(x)
         else:
-            x = layers.Conv2D(step[0], 3, padding=step[1], activation=activation,
-                              name=f"{name}_{i}_conv")(x)
+            x = blocks.conv2d(x, step[0], 3, padding=step[1], activation=activation, init=init,
+                              name=f"{name}_{i}_conv")
     x = layers.Flatten(name=f"{name}_flatten")(x)
     x = layers.Dropout(0.5, name=f"{name}_dropout")(x)
-    return keras.Model(inputs, _heads(x, num_classes, name), name=name)
+    return keras.Model(inputs, _heads(x, num_classes, init), name=name)
 
 
-def build_simple_cnn(input_shape=(50, 130, 3), num_classes=19, *, activation="relu", name="simple_cnn"):
+def build_simple_cnn(input_shape=(50, 130, 3), num_classes=19, *, activation="relu", init="torch", name="simple_cnn"):
     """A plain small CNN with a large dense layer: Conv32-Pool-Conv64-Pool-Flatten-Dense512-4 heads.
     Most of its ~12.6M parameters sit in the dense layer, as in the report's SimpleCNN."""
     inputs = keras.Input(shape=input_shape, name=f"{name}_input")
     x = inputs
     for i, filters in enumerate((32, 64), start=1):
-        x = layers.Conv2D(filters, 3, padding="same", activation=activation, name=f"{name}_{i}_conv")(x)
+        x = blocks.conv2d(x, filters, 3, activation=activation, init=init, name=f"{name}_{i}_conv")
         x = layers.MaxPooling2D(2, name=f"{name}_{i}_pool")(x)
     x = layers.Flatten(name=f"{name}_flatten")(x)
-    x = layers.Dense(512, activation=activation, name=f"{name}_dense")(x)
-    return keras.Model(inputs, _heads(x, num_classes, name), name=name)
+    x = blocks.dense(x, 512, activation=activation, init=init, name=f"{name}_dense")
+    return keras.Model(inputs, _heads(x, num_classes, init), name=name)
 
 
-def build_resnet18(input_shape=(50, 130, 3), num_classes=19, *, activation="relu", name="resnet18",
+def build_resnet18(input_shape=(50, 130, 3), num_classes=19, *, activation="relu", init="torch", name="resnet18",
                    channels=(64, 64, 128, 256, 512), blocks_per_stage=(2, 2, 2, 2), strides=(1, 2, 2, 2)):
     """ResNet18 (torchvision layout): 7x7/2 stem conv + 3x3/2 max pool, four stages of basic
     blocks, global average pool, four heads. `channels` = stem then each stage."""
     inputs = keras.Input(shape=input_shape, name=f"{name}_input")
-    x = blocks.apply_conv_bn(inputs, channels[0], 7, strides=2, name=f"{name}_stem")
+    x = blocks.apply_conv_bn(inputs, channels[0], 7, strides=2, activation=activation, init=init,
+                             name=f"{name}_stem")
     x = layers.MaxPooling2D(3, strides=2, padding="same", name=f"{name}_stem_pool")(x)
     for i, (filters, n, stride) in enumerate(zip(channels[1:], blocks_per_stage, strides), start=1):
-        x = blocks.apply_stack(x, filters, n, strides=stride, name=f"{name}_stage{i}")
+        x = blocks.apply_stack(x, filters, n, strides=stride, activation=activation, init=init,
+                               name=f"{name}_stage{i}")
     x = layers.GlobalAveragePooling2D(name=f"{name}_avg_pool")(x)
-    return keras.Model(inputs, _heads(x, num_classes, name), name=name)
+    return keras.Model(inputs, _heads(x, num_classes, init), name=name)
 
 
-def build_resnet18_mod(input_shape=(50, 130, 3), num_classes=19, *, activation="relu", name="resnet18_mod"):
+def build_resnet18_mod(input_shape=(50, 130, 3), num_classes=19, *, activation="relu", init="torch", name="resnet18_mod"):
     """The report's slim ResNet18: the same builder with channels 16,16,16,32,32 (95,164 params)."""
-    return build_resnet18(input_shape, num_classes, activation=activation, name=name,
+    return build_resnet18(input_shape, num_classes, activation=activation, init=init, name=name,
                           channels=(16, 16, 16, 32, 32))
 
 

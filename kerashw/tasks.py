@@ -35,6 +35,20 @@ class Task:
         return self.to_record(model.evaluate(ds, verbose=0, return_dict=True))
 
 
+def sparse_ce(label_smoothing: float = 0.0):
+    """Cross-entropy on integer labels; with smoothing, against (1-e) one-hot + e/classes
+    (Keras's sparse loss has no smoothing, the categorical one does)."""
+    if not label_smoothing:
+        return "sparse_categorical_crossentropy"
+
+    def smoothed_sparse_ce(y_true, y_pred):
+        classes = y_pred.shape[-1]
+        onehot = keras.ops.one_hot(keras.ops.reshape(keras.ops.cast(y_true, "int32"), (-1,)), classes)
+        return keras.losses.categorical_crossentropy(onehot, y_pred, label_smoothing=label_smoothing)
+
+    return smoothed_sparse_ce
+
+
 @functools.lru_cache(maxsize=2)
 def _mnist_arrays(path: str | None) -> dict:
     # A study runs many specs on one file; load and validate it once per process.
@@ -52,7 +66,7 @@ def prepare_mnist(spec: RunSpec, mnist: str | None = None, **_) -> Task:
                        len(splits[p])) for p in ("val", "test")},
         n_train=len(train),
         steps=math.ceil(len(train) / spec.batch_size),
-        loss="sparse_categorical_crossentropy",
+        loss=sparse_ce(spec.label_smoothing),
         metrics=[keras.metrics.SparseCategoricalAccuracy(name="top1"),
                  keras.metrics.SparseTopKCategoricalAccuracy(k=3, name="top3")],
     )

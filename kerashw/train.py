@@ -51,6 +51,22 @@ def steps_per_execution(steps: int) -> int:
     return max(1, min(32, steps // 50))
 
 
+def make_optimizer(spec: RunSpec, steps: int):
+    """The spec's optimizer and learning-rate schedule (cosine: per step, over the whole run,
+    after `warmup` epochs rising linearly from 0)."""
+    lr = spec.lr
+    if spec.schedule == "cosine":
+        warm = spec.warmup * steps
+        lr = keras.optimizers.schedules.CosineDecay(
+            0.0 if warm else spec.lr, decay_steps=max(1, spec.epochs * steps - warm),
+            warmup_target=spec.lr if warm else None, warmup_steps=warm)
+    cls = {"adam": keras.optimizers.Adam, "adamw": keras.optimizers.AdamW,
+           "sgd": keras.optimizers.SGD}[spec.optimizer]
+    # AdamW needs a number; the others take None for "no decay" (0.0 would add a no-op step).
+    decay = spec.weight_decay if spec.weight_decay or spec.optimizer == "adamw" else None
+    return cls(learning_rate=lr, weight_decay=decay)
+
+
 def _summarise(history: list[dict]) -> tuple[dict, dict]:
     metric_keys = lambda r: {k: v for k, v in r.items() if k not in ("epoch", "epochs", "phase")}
     by_epoch: dict[int, dict] = {}
@@ -90,7 +106,7 @@ def run(spec: RunSpec, *, store: Store | None = None, studies=(), listener: List
     keras.utils.set_random_seed(spec.seed)
     task = tasks.prepare(spec, **(data_options or {}))
     model = get_model(spec.model)(task.input_shape, task.num_classes,
-                                  activation=spec.activation, name=spec.model)
+                                  activation=spec.activation, init=spec.init, name=spec.model)
     params = count_params(model)
     run_dir = store.run_dir(run_id)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -106,7 +122,7 @@ def run(spec: RunSpec, *, store: Store | None = None, studies=(), listener: List
         store.log_epoch(run_id, record["epoch"], record["phase"], metrics,
                         samples=record["samples"], seconds=record["seconds"])
 
-    optimizer = {"adam": keras.optimizers.Adam, "sgd": keras.optimizers.SGD}[spec.optimizer](spec.lr)
+    optimizer = make_optimizer(spec, task.steps)
     fit_model = task.wrap(model)  # shares model's layers; model is what gets saved
     fit_model.compile(optimizer=optimizer, loss=task.loss, metrics=task.metrics,
                       steps_per_execution=steps_per_execution(task.steps))

@@ -52,8 +52,14 @@ def test_augment_field_keeps_earlier_ids_and_marks_captcha_runs():
 
     from kerashw import config
 
-    # An MNIST run's id is what it was before the field existed (augment stays out).
-    assert RunSpec().run_id == "1446602e8cb0"
+    # A Keras-init MNIST run's id is what it was before augment and init existed; the new
+    # default (PyTorch's init) trains differently, so it is a different run.
+    old = RunSpec(init="keras")
+    assert old.run_id == "1446602e8cb0"
+    assert RunSpec().run_id != old.run_id
+    # a spec stored before the fields existed reads back as what it was
+    stored = {k: v for k, v in old.to_dict().items() if k not in config.LATER_DEFAULTS}
+    assert RunSpec.from_dict(stored) == old
     assert RunSpec(augment=True).run_id == RunSpec().run_id  # MNIST ignores it
     cap = config.baseline("captcha")
     assert cap.augment is True
@@ -68,3 +74,20 @@ def test_augment_field_keeps_earlier_ids_and_marks_captcha_runs():
             dataclasses.replace(cap, data="/some/folder").run_id
     finally:
         config.SYNTHETIC_VERSION -= 1
+
+
+def test_recipe_fields_are_checked_and_warmup_fits_the_run():
+    import dataclasses
+
+    import pytest
+
+    with pytest.raises(ValueError, match="schedule"):
+        RunSpec(schedule="step")
+    with pytest.raises(ValueError, match="cosine"):
+        RunSpec(warmup=2)  # warm-up only leads into the cosine decay
+    with pytest.raises(ValueError, match="label_smoothing"):
+        RunSpec(label_smoothing=1.0)
+    with pytest.raises(ValueError, match="init"):
+        RunSpec(init="glorot")
+    long = RunSpec(schedule="cosine", warmup=3, epochs=60)
+    assert dataclasses.replace(long, epochs=2).resolved().warmup == 1
