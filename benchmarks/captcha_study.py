@@ -17,7 +17,7 @@ from rich.console import Console  # noqa: E402
 
 from kerashw.clirun import run_with_progress  # noqa: E402
 from kerashw.config import baseline  # noqa: E402
-from kerashw.experiments import CAPTCHA_MODELS, CAPTCHA_VARIANTS  # noqa: E402
+from kerashw.studies import CAPTCHA_MODELS, CAPTCHA_VARIANTS  # noqa: E402
 from kerashw.store import Store  # noqa: E402
 
 

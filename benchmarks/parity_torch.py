@@ -124,7 +124,7 @@ def main():
         if args.only == "keras":
             row = train_keras(args.data, args.epochs, args.batch, args.lr, args.seed, args.init)
         else:
-            from kerashw.captcha import captcha_splits
+            from kerashw.captcha.cache import captcha_splits
 
             splits, _ = captcha_splits(args.data, "original", args.seed)
             row = train_torch(splits, args.epochs, args.batch, args.lr, args.seed)

@@ -1,8 +1,11 @@
-"""Keras callbacks that report training to a listener, with no UI imports.
+"""The Keras callbacks train.run hands to fit, each doing one thing. No UI imports.
 
-A front end (CLI, TUI) subclasses `Listener`; `train.run` wires it to Keras
-through `EpochReporter`. Cancelling goes through `CancelOnEvent`, which stops
-fit the way Keras's own EarlyStopping does: `model.stop_training = True`.
+At the end of an epoch they run in list order and share one `logs` dict:
+`EpochProgress` adds the epoch's training time, `EvaluateSplits` adds `val_*` and
+`test_*` (a full pass each), `StoreWriter` stores every phase and tells the front
+end, and Keras's own callbacks after them (TerminateOnNaN, CSVLogger, the best-val
+checkpoint) see the same numbers as the store. A cancelled epoch is cut short: its
+running averages cover part of an epoch, so nothing of it is evaluated or stored.
 """
 from __future__ import annotations
 
@@ -12,6 +15,78 @@ import time
 import keras
 
 from kerashw.listener import Listener
+
+SECONDS = "epoch_seconds"  # the log key of an epoch's training time
+
+
+def _cancelled(cancel: threading.Event | None) -> bool:
+    return cancel is not None and cancel.is_set()
+
+
+class EpochProgress(keras.callbacks.Callback):
+    """Epoch starts and steps to the listener; the epoch's training time into the logs."""
+
+    def __init__(self, listener: Listener, steps: int, epochs: int):
+        super().__init__()
+        self.listener, self.steps, self.epochs = listener, steps, epochs
+        self._t0 = 0.0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._t0 = time.perf_counter()
+        self.listener.epoch_started(epoch + 1, self.epochs, self.steps)
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.listener.step(batch + 1, self.steps)
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None:
+            logs[SECONDS] = time.perf_counter() - self._t0
+
+
+class EvaluateSplits(keras.callbacks.Callback):
+    """After each epoch, a full pass over each evaluation split with the epoch's final
+    weights, added to the logs as `{split}_{metric}` in the store's metric names."""
+
+    def __init__(self, evaluate, eval_sets: dict, cancel: threading.Event | None = None):
+        super().__init__()
+        self.evaluate = evaluate  # (model, dataset) -> {metric: value}
+        self.eval_sets = eval_sets  # {"val": (dataset, n), "test": (dataset, n)}
+        self.cancel = cancel
+
+    def on_epoch_end(self, epoch, logs=None):
+        for split, (ds, _) in self.eval_sets.items():
+            if _cancelled(self.cancel):
+                return
+            logs.update({f"{split}_{k}": v for k, v in self.evaluate(self.model, ds).items()})
+
+
+class StoreWriter(keras.callbacks.Callback):
+    """Each epoch's phases (train from Keras's running averages, then the evaluated
+    splits) as records: into the store, the run's history, and to the listener."""
+
+    def __init__(self, write, to_record, sizes: dict, epochs: int, listener: Listener,
+                 cancel: threading.Event | None = None):
+        super().__init__()
+        self.write = write  # (record) -> None
+        self.to_record = to_record  # Keras's train logs -> {metric: value}
+        self.sizes = sizes  # {"train": n, "val": n, "test": n}
+        self.epochs, self.listener, self.cancel = epochs, listener, cancel
+
+    def on_epoch_end(self, epoch, logs=None):
+        if _cancelled(self.cancel) or not logs:
+            return
+        phases = {"train": self.to_record(logs)}
+        for split in self.sizes:
+            prefix = f"{split}_"
+            metrics = {k[len(prefix):]: v for k, v in logs.items() if k.startswith(prefix)}
+            if split != "train" and metrics:
+                phases[split] = metrics
+        for phase, metrics in phases.items():
+            record = {"epoch": epoch + 1, "epochs": self.epochs, "phase": phase,
+                      "samples": self.sizes[phase],
+                      "seconds": logs.get(SECONDS) if phase == "train" else None, **metrics}
+            self.write(record)
+            self.listener.phase_ended(record)
 
 
 class CancelOnEvent(keras.callbacks.Callback):
@@ -28,56 +103,6 @@ class CancelOnEvent(keras.callbacks.Callback):
     def on_epoch_begin(self, epoch, logs=None):
         if self.event.is_set():
             self.model.stop_training = True
-
-
-class EpochReporter(keras.callbacks.Callback):
-    """Evaluates val and test after each epoch, writes every phase, reports steps.
-
-    It runs before Keras's CSVLogger and ModelCheckpoint in the callback list and
-    adds `val_*` / `test_*` to `logs`, so those see the same numbers as the store.
-    """
-
-    def __init__(self, *, evaluate, to_record, eval_sets: dict, train_samples: int, steps: int,
-                 epochs: int, on_phase, listener: Listener, cancel: threading.Event | None):
-        super().__init__()
-        self.evaluate = evaluate  # (model, dataset) -> {metric: value}
-        self.to_record = to_record  # Keras's train logs -> {metric: value}
-        self.eval_sets = eval_sets  # {"val": (dataset, n), "test": (dataset, n)}
-        self.train_samples = train_samples
-        self.steps = steps
-        self.epochs = epochs
-        self.on_phase = on_phase  # (record) -> None: the store writer
-        self.listener = listener
-        self.cancel = cancel
-        self._t0 = 0.0
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self._t0 = time.perf_counter()
-        self.listener.epoch_started(epoch + 1, self.epochs, self.steps)
-
-    def on_train_batch_end(self, batch, logs=None):
-        self.listener.step(batch + 1, self.steps)
-
-    def on_epoch_end(self, epoch, logs=None):
-        logs = logs if logs is not None else {}
-        if self.cancel is not None and self.cancel.is_set():
-            return  # cut short: its running averages cover part of an epoch, so none is stored
-        seconds = time.perf_counter() - self._t0
-        train = self.to_record(logs)
-        self._emit(epoch, "train", self.train_samples, train, seconds)
-        for phase, (ds, n) in self.eval_sets.items():
-            if self.cancel is not None and self.cancel.is_set():
-                return  # a cancelled run keeps what finished; no more passes over data
-            metrics = self.evaluate(self.model, ds)
-            logs.update({f"{phase}_{k}": v for k, v in metrics.items()
-                         if isinstance(v, (int, float))})
-            self._emit(epoch, phase, n, metrics, None)
-
-    def _emit(self, epoch, phase, samples, metrics, seconds):
-        record = {"epoch": epoch + 1, "epochs": self.epochs, "phase": phase,
-                  "samples": samples, "seconds": seconds, **metrics}
-        self.on_phase(record)
-        self.listener.phase_ended(record)
 
 
 class BestWeights(keras.callbacks.ModelCheckpoint):

@@ -13,8 +13,9 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from kerashw.config import INITS, MODEL_TASK, OPTIMIZERS, PREPROCESS, SCHEDULES, Overrides, RunSpec, baseline
-from kerashw.experiments import SWEEPS, get_study, studies_of
+from kerashw.config import (ACTIVATIONS, INITS, MODEL_TASK, OPTIMIZERS, PREPROCESS, SCHEDULES, Overrides,
+                            RunSpec, TrainOptions, baseline)
+from kerashw.studies import STUDIES, get_study, studies_of
 from kerashw.store import Store
 
 # Piped output (files, CI logs) is not cut to 80 columns; a terminal keeps its own width.
@@ -47,6 +48,15 @@ def _quiet_tf() -> None:
             raise
 
 
+# One declaration of --store for every command that reads or writes results.
+store_option = click.option("--store", "store_path", type=click.Path(),
+                            help="Results folder or .db (default ./kerashw-runs or $KERASHW_HOME).")
+mnist_option = click.option("--mnist", type=click.Path(),
+                            help="MNIST mnist.npz or IDX folder (else $KERASHW_MNIST, Keras's cache, download).")
+skip_bad_option = click.option("--skip-bad", is_flag=True,
+                               help="Captcha: skip unreadable images (counted) instead of failing.")
+
+
 def _store(path) -> Store:
     try:
         return Store(path)
@@ -62,7 +72,7 @@ def main():
 
 @main.command("list")
 @click.option("--params/--no-params", default=True, help="Build each model to count parameters (loads TF).")
-@click.option("--store", "store_path", type=click.Path(), help="Results folder or .db (for finished runs and timings).")
+@store_option
 def list_cmd(params, store_path):
     """Studies, the runs each expands to, what is finished, and an estimated time."""
     from kerashw import estimate
@@ -74,12 +84,12 @@ def list_cmd(params, store_path):
     if params:
         _quiet_tf()
         from kerashw.models import count_params, get_model
-        from kerashw.tasks import input_shape
+        from kerashw.task import input_shape, num_classes
 
     t = Table(title="studies")
     for col in ("study", "description", "runs", "done", "est. time", "run labels"):
         t.add_column(col)
-    for name, study in SWEEPS.items():
+    for name, study in STUDIES.items():
         specs = study.specs()
         labels = []
         for s in specs:
@@ -87,7 +97,7 @@ def list_cmd(params, store_path):
             if params:
                 key = (s.task, s.model, s.activation, s.preprocess)
                 if key not in counts:
-                    model = get_model(s.model)(input_shape(s), 10 if s.task == "mnist" else 19,
+                    model = get_model(s.model)(input_shape(s), num_classes(s),
                                                activation=s.activation, name=s.model)
                     counts[key] = count_params(model)[0]
                 label += f" ({counts[key]:,} params)"
@@ -102,9 +112,9 @@ def list_cmd(params, store_path):
 
 def _spec_options(f):
     opts = [
-        click.option("--exp", "exp", help=f"Study to run: {', '.join(SWEEPS)}."),
-        click.option("--model", help="Model for a single run (nn, cnn, ...)."),
-        click.option("--activation", help="Hidden activation: relu, softmax, sigmoid, tanh."),
+        click.option("--exp", "exp", help=f"Study to run: {', '.join(STUDIES)}."),
+        click.option("--model", type=click.Choice(list(MODEL_TASK)), help="Model for a single run."),
+        click.option("--activation", type=click.Choice(ACTIVATIONS), help="Hidden activation."),
         click.option("--optimizer", type=click.Choice(OPTIMIZERS), help="adam, adamw, or sgd (no momentum)."),
         click.option("--lr", type=float, help="Learning rate (the peak, with --schedule cosine)."),
         click.option("--batch", "batch_size", type=int, help="Batch size."),
@@ -146,11 +156,11 @@ def _resolve_specs(exp, model, **fields) -> tuple[list[RunSpec], list[str]]:
 
 @main.command()
 @_spec_options
-@click.option("--mnist", type=click.Path(), help="MNIST mnist.npz or IDX folder (else $KERASHW_MNIST, Keras's cache, download).")
-@click.option("--store", "store_path", type=click.Path(), help="Results folder or .db (default ./kerashw-runs or $KERASHW_HOME).")
+@mnist_option
+@store_option
 @click.option("--force", is_flag=True, help="Re-run runs that already finished.")
 @click.option("--tensorboard", is_flag=True, help="Also write TensorBoard logs in each run's folder.")
-@click.option("--skip-bad", is_flag=True, help="Captcha: skip unreadable images (counted) instead of failing.")
+@skip_bad_option
 @click.option("--split", "split_counts", nargs=3, type=int, help="Captcha: train val test counts (default 4:1:3).")
 def train(exp, model, mnist, store_path, force, tensorboard, skip_bad, split_counts, **fields):
     """Train a study (--exp NAME) or one run from the baseline with overrides."""
@@ -159,9 +169,9 @@ def train(exp, model, mnist, store_path, force, tensorboard, skip_bad, split_cou
     _quiet_tf()
     from kerashw.clirun import run_with_progress
 
-    code = run_with_progress(console, specs, store, studies, force=force, tensorboard=tensorboard,
-                             data_options={"mnist": mnist, "skip_bad": skip_bad,
-                                           "counts": tuple(split_counts) if split_counts else None})
+    options = TrainOptions(mnist=mnist, skip_bad=skip_bad, tensorboard=tensorboard,
+                           counts=tuple(split_counts) if split_counts else None)
+    code = run_with_progress(console, specs, store, studies, force=force, options=options)
     sys.exit(code)
 
 
@@ -169,7 +179,7 @@ def train(exp, model, mnist, store_path, force, tensorboard, skip_bad, split_cou
 @click.argument("run_id", required=False)
 @click.option("--exp", help="Only runs of this study.")
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True)
-@click.option("--store", "store_path", type=click.Path(), help="Results folder or .db.")
+@store_option
 @click.option("--confusion", is_flag=True, help="Captcha run: most-confused symbol pairs per position (test).")
 def results(run_id, exp, fmt, store_path, confusion):
     """Stored runs, or one run's epochs (RUN_ID, a unique prefix is enough)."""
@@ -236,8 +246,8 @@ def _print_confusion(store, row):
 @click.option("--seed", type=int, default=0, show_default=True, help="Which samples.")
 def preview(data, count, output, seed):
     """A PNG grid: each sample through original | denoise | denoise2."""
-    from kerashw.data import DataError
-    from kerashw.preview import write_preview
+    from kerashw.config import DataError
+    from kerashw.captcha.preview import write_preview
 
     try:
         out = write_preview(data, output, count, seed)
@@ -253,7 +263,7 @@ def preview(data, count, output, seed):
 @click.option("--exp", help="Study, with --best.")
 @click.option("--weights", type=click.Choice(["final", "best"]), default="final", show_default=True,
               help="The last epoch's weights or the best-val epoch's.")
-@click.option("--store", "store_path", type=click.Path(), help="Results folder or .db.")
+@store_option
 def export(run_id, output, best_of, exp, weights, store_path):
     """Export a finished run as a TensorFlow SavedModel, verified by reloading it."""
     _quiet_tf()
@@ -293,8 +303,8 @@ def predict(model_dir, images, data):
     labels = {}
     files = list(images)
     if data:
-        from kerashw.captcha import read_labelled_folder
-        from kerashw.data import DataError
+        from kerashw.captcha.folders import read_labelled_folder
+        from kerashw.config import DataError
 
         try:
             items = read_labelled_folder(data)
@@ -333,6 +343,17 @@ def predict(model_dir, images, data):
     if failed:
         click.echo(f"{failed} file(s) could not be read")
         sys.exit(1)
+
+
+@main.command("tui")
+@store_option
+@mnist_option
+@skip_bad_option
+def tui_cmd(store_path, mnist, skip_bad):
+    """Open the terminal app (the same as `kerashw-tui`)."""
+    from tui.app import run_app
+
+    sys.exit(run_app(store_path, mnist, skip_bad))
 
 
 if __name__ == "__main__":

@@ -1,12 +1,14 @@
 """The headless front end of training: report-style lines, a rich step bar, a summary."""
 from __future__ import annotations
 
+import dataclasses
+
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from kerashw import report, train
 from kerashw.listener import Listener
-from kerashw.data import DataError
+from kerashw.config import DataError, TrainOptions
 from kerashw.store import Store
 
 
@@ -71,7 +73,7 @@ class RichListener(Listener):
 
 
 def run_with_progress(console: Console, specs, store: Store, studies, *, force=False,
-                      tensorboard=False, data_options=None) -> int:
+                      options: TrainOptions = TrainOptions()) -> int:
     """Run a study with live output; returns the process exit code."""
     from kerashw import estimate
 
@@ -81,10 +83,10 @@ def run_with_progress(console: Console, specs, store: Store, studies, *, force=F
         console.print(f"{p.runs} run(s), all finished before: nothing to train")
     else:
         console.print(f"{p.runs} run(s), {p.finished} finished before, estimated {p.estimate}")
-    data_options = {**(data_options or {}), "progress": listener.data_progress}
+    options = dataclasses.replace(options, progress=listener.data_progress)
     try:
         results = train.run_study(specs, store=store, studies=studies, listener=listener,
-                                  force=force, data_options=data_options, tensorboard=tensorboard)
+                                  force=force, options=options)
     except KeyboardInterrupt:
         listener.stop_bar()
         again = f"--exp {studies[0]}" if studies else "with the same options"

@@ -8,6 +8,7 @@ import dataclasses
 import hashlib
 import json
 from dataclasses import dataclass, field
+from typing import Callable
 
 TASKS = ("mnist", "captcha")
 OPTIMIZERS = ("adam", "adamw", "sgd")
@@ -27,6 +28,10 @@ LATER_DEFAULTS = {"augment": False, "init": "keras", "weight_decay": 0.0, "sched
 # Which homework part each model serves; the CLI routes `--model X` with it.
 MODEL_TASK = {"nn": "mnist", "cnn": "mnist", "baseline": "captcha", "simple_cnn": "captcha",
               "resnet18": "captcha", "resnet18_mod": "captcha"}
+
+
+class DataError(ValueError):
+    """Bad or missing data; the message names the file and what would be accepted."""
 
 
 @dataclass(frozen=True)
@@ -145,3 +150,14 @@ class Overrides:
             if value is not None:
                 changes[name] = value
         return dataclasses.replace(spec, **changes).resolved()
+
+
+@dataclass(frozen=True)
+class TrainOptions:
+    """How a front end wants its runs' data found and read; what the spec does not say."""
+
+    mnist: str | None = None  # MNIST file or IDX folder; None = $KERASHW_MNIST, Keras's cache, download
+    skip_bad: bool = False  # captcha: skip unreadable images (counted) instead of failing
+    counts: tuple[int, int, int] | None = None  # captcha: train/val/test counts of an unsplit folder
+    tensorboard: bool = False  # also write TensorBoard logs in the run's folder
+    progress: Callable | None = None  # (done, total, description) of once-per-image work

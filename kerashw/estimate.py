@@ -43,7 +43,8 @@ def train_size(spec: RunSpec) -> int:
 
 def _captcha_train_size(data: str | None) -> int:
     # Imported here: captcha loads OpenCV, which only captcha estimates need.
-    from kerashw.captcha import IMAGE_SUFFIXES, SYNTH_COUNT, split_counts
+    from kerashw.captcha.constants import IMAGE_SUFFIXES, SYNTH_COUNT
+    from kerashw.captcha.folders import split_counts
 
     if data is None:
         return split_counts(SYNTH_COUNT, None)[0]

@@ -3,7 +3,7 @@
 The `serve` signature takes a float32 batch in the model's input shape, scaled to
 [0, 1]: (N, 28, 28) for MNIST, (N, 50, 130, C) for captchas after the run's
 preprocess variant. Preprocessing stays outside the graph because the denoise
-variants are OpenCV code; `predict` runs that same code (kerashw.preprocess).
+variants are OpenCV code; `predict` runs that same code (kerashw.captcha.preprocess).
 """
 from __future__ import annotations
 
@@ -27,17 +27,17 @@ def _sample_batch(row: RunRow, input_shape) -> np.ndarray:
     """Images for the reload check: synthetic captchas through the run's preprocessing,
     or MNIST test digits when a local MNIST file is found (else seeded noise)."""
     if row.task == "captcha":
-        from kerashw import preprocess, synth
+        from kerashw.captcha import preprocess, synth
 
         fn = preprocess.get_preprocessor(row.spec.get("preprocess") or "original")
         rng = np.random.default_rng(0)
         imgs = [fn(synth.generate(synth.random_label(rng), i)[:, :, ::-1]) for i in range(8)]
         return np.stack(imgs).astype("float32") / 255.0
-    from kerashw import data
+    from kerashw.mnist import source as mnist_source
 
-    source = data.find_mnist(None)
-    if source is not None and source.exists():
-        return data.load_mnist_file(source)["x_test"][:8].astype("float32") / 255.0
+    found = mnist_source.find_mnist(None)
+    if found is not None and found.exists():
+        return mnist_source.load_mnist_file(found)["x_test"][:8].astype("float32") / 255.0
     return np.random.default_rng(0).random((8, *input_shape)).astype("float32")
 
 
@@ -69,7 +69,7 @@ def export_run(store: Store, row: RunRow, out: str | Path | None = None, weights
         "task": row.task, "run_id": row.id, "label": row.label, "spec": row.spec,
         "weights": weights, "input_shape": list(model.input_shape[1:]),
         "preprocess": row.spec.get("preprocess"),
-        "alphabet": _alphabet() if row.task == "captcha" else "0123456789",
+        "alphabet": _alphabet(row.task),
         "outputs": outputs,
         "metrics": {"final": row.final, "best": row.best},
         "reload_max_abs_diff": max(diffs),
@@ -96,8 +96,10 @@ def _reload_check(out: Path, model, x: np.ndarray):
     return diffs, sorted(direct) if isinstance(direct, dict) else ["probabilities"]
 
 
-def _alphabet() -> str:
-    from kerashw.synth import ALPHABET
+def _alphabet(task: str) -> str:
+    if task == "mnist":
+        return "0123456789"
+    from kerashw.captcha.constants import ALPHABET
 
     return ALPHABET
 
@@ -125,7 +127,7 @@ def prepare_image(file: str | Path, meta: dict) -> np.ndarray:
     """One image file -> the model's input, with the run's preprocessing."""
     import cv2
 
-    from kerashw import preprocess
+    from kerashw.captcha import preprocess
 
     img = cv2.imread(str(file), cv2.IMREAD_COLOR)
     if img is None:

@@ -5,9 +5,9 @@ import csv
 import io
 import json
 
+from kerashw.captcha.constants import HEADS
 from kerashw.store import RunRow
 
-CHAR_KEYS = ("char_1", "char_2", "char_3", "char_4")
 
 
 def pct(value) -> str:
@@ -18,8 +18,8 @@ def epoch_line(r: dict) -> str:
     """The report's line: `Epoch [2/10], phase: train, samples: 48000, Loss: ..., ...`."""
     head = (f"Epoch [{r['epoch']}/{r['epochs']}], phase: {r['phase']}, "
             f"samples: {r['samples']}, Loss: {r['loss']:.4f}, ")
-    if f"{CHAR_KEYS[0]}_acc" in r:  # captcha: per-character accuracies, then whole-captcha
-        accs = [f"'{100 * r[f'{k}_acc']:.2f}%'" for k in CHAR_KEYS]
+    if f"{HEADS[0]}_acc" in r:  # captcha: per-character accuracies, then whole-captcha
+        accs = [f"'{100 * r[f'{k}_acc']:.2f}%'" for k in HEADS]
         return head + f"Top-1 Accuracies: [{', '.join(accs)}], Whole: {100 * r['whole']:.2f}%"
     return head + f"Top-1 Accuracy: {100 * r['top1']:.2f}%, Top-3 Accuracy: {100 * r['top3']:.2f}%"
 
@@ -129,7 +129,7 @@ def rich_table(headers, rows, title=None):
 
 def confused_pairs(matrix, top: int = 8) -> list[tuple[str, str, int]]:
     """Off-diagonal cells of a [true][pred] matrix, largest first, as symbols."""
-    from kerashw.synth import ALPHABET
+    from kerashw.captcha.constants import ALPHABET
 
     cells = [(ALPHABET[t], ALPHABET[p], c) for t, row in enumerate(matrix)
              for p, c in enumerate(row) if t != p and c]

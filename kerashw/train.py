@@ -16,11 +16,10 @@ from dataclasses import dataclass, field
 
 import keras
 
-from kerashw import __version__, tasks
-from kerashw.callbacks import BestWeights, CancelOnEvent, EpochReporter
+from kerashw import __version__, task as tasks
+from kerashw.callbacks import BestWeights, CancelOnEvent, EpochProgress, EvaluateSplits, StoreWriter
+from kerashw.config import DataError, RunSpec, TrainOptions
 from kerashw.listener import Listener
-from kerashw.config import RunSpec
-from kerashw.data import DataError
 from kerashw.models import count_params, get_model
 from kerashw.store import Store
 
@@ -90,7 +89,7 @@ def _diverged(history: list[dict]) -> bool:
 
 def run(spec: RunSpec, *, store: Store | None = None, studies=(), listener: Listener | None = None,
         cancel: threading.Event | None = None, index: int = 1, total: int = 1,
-        data_options: dict | None = None, tensorboard: bool = False) -> RunResult:
+        options: TrainOptions = TrainOptions()) -> RunResult:
     """Train one run end to end, storing every epoch as it ends.
 
     KeyboardInterrupt marks the run interrupted in the store and propagates, so a
@@ -103,8 +102,9 @@ def run(spec: RunSpec, *, store: Store | None = None, studies=(), listener: List
     history: list[dict] = []
     started = time.perf_counter()
 
+    # 1. data and model: seeded, so the same spec gives the same numbers
     keras.utils.set_random_seed(spec.seed)
-    task = tasks.prepare(spec, **(data_options or {}))
+    task = tasks.prepare(spec, options)
     model = get_model(spec.model)(task.input_shape, task.num_classes,
                                   activation=spec.activation, init=spec.init, name=spec.model)
     params = count_params(model)
@@ -116,29 +116,33 @@ def run(spec: RunSpec, *, store: Store | None = None, studies=(), listener: List
     if task.skipped:
         listener.notice(f"skipped {len(task.skipped)} unreadable image(s): {', '.join(task.skipped[:5])}")
 
-    def on_phase(record):
+    def write(record):
         history.append(record)
         metrics = {k: v for k, v in record.items() if k not in ("epoch", "epochs", "phase", "samples", "seconds")}
         store.log_epoch(run_id, record["epoch"], record["phase"], metrics,
                         samples=record["samples"], seconds=record["seconds"])
 
-    optimizer = make_optimizer(spec, task.steps)
+    # 2. compile: the trained model may carry extra outputs (captcha: all four heads at once)
     fit_model = task.wrap(model)  # shares model's layers; model is what gets saved
-    fit_model.compile(optimizer=optimizer, loss=task.loss, metrics=task.metrics,
+    fit_model.compile(optimizer=make_optimizer(spec, task.steps), loss=task.loss, metrics=task.metrics,
                       steps_per_execution=steps_per_execution(task.steps))
+
+    # 3. one epoch: the training steps, then these in order, sharing one logs dict
+    sizes = {"train": task.n_train, **{split: n for split, (_, n) in task.eval_sets.items()}}
     callbacks = [
-        EpochReporter(evaluate=task.evaluate, to_record=task.to_record, eval_sets=task.eval_sets, train_samples=task.n_train,
-                      steps=task.steps, epochs=spec.epochs, on_phase=on_phase,
-                      listener=listener, cancel=cancel),
+        EpochProgress(listener, task.steps, spec.epochs),  # steps to the front end; epoch time
+        EvaluateSplits(task.evaluate, task.eval_sets, cancel),  # val_* and test_*: a full pass each
+        StoreWriter(write, task.to_record, sizes, spec.epochs, listener, cancel),  # store + front end
         keras.callbacks.TerminateOnNaN(),
         keras.callbacks.CSVLogger(str(run_dir / "metrics.csv")),
-        BestWeights(str(run_dir / "best.weights.h5")),
+        BestWeights(str(run_dir / "best.weights.h5")),  # best val top-1
     ]
     if cancel is not None:
         callbacks.append(CancelOnEvent(cancel))
-    if tensorboard:
+    if options.tensorboard:
         callbacks.append(keras.callbacks.TensorBoard(log_dir=str(run_dir / "tensorboard")))
 
+    # 4. fit, then the run's status from what happened
     status, error = "finished", None
     try:
         fit_model.fit(task.train, epochs=spec.epochs, callbacks=callbacks, verbose=0, shuffle=False)
@@ -156,6 +160,7 @@ def run(spec: RunSpec, *, store: Store | None = None, studies=(), listener: List
         status = "interrupted"
     elif len({r["epoch"] for r in history}) < spec.epochs:
         status = "interrupted"  # fit returned early without a cause we know
+    # 5. a finished run keeps its model and the task's extras (captcha: test confusion)
     if status == "finished":
         model.save(run_dir / "model.keras")
         for name, value in (task.finalize(model) if task.finalize else {}).items():
@@ -174,7 +179,7 @@ def _finish(store, run_id, status, started, history, params, spec, listener, err
 
 def run_study(specs, *, store: Store, studies=(), listener: Listener | None = None,
               force: bool = False, cancel: threading.Event | None = None,
-              data_options: dict | None = None, tensorboard: bool = False) -> list[RunResult]:
+              options: TrainOptions = TrainOptions()) -> list[RunResult]:
     """Run each spec in turn; finished runs with the same id are reused unless `force`.
 
     A diverged or failed run is stored and the study goes on; a cancel or Ctrl-C stops it.
@@ -196,8 +201,7 @@ def run_study(specs, *, store: Store, studies=(), listener: Listener | None = No
             continue
         try:
             result = run(spec, store=store, studies=studies, listener=listener, cancel=cancel,
-                         index=i, total=len(unique), data_options=data_options,
-                         tensorboard=tensorboard)
+                         index=i, total=len(unique), options=options)
         except (KeyboardInterrupt, DataError):
             raise  # bad data fails every run alike: stop the study and say why
         except Exception as exc:

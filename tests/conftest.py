@@ -51,6 +51,6 @@ def tiny_mnist_arrays(n_train=90, n_test=20, seed=0) -> dict:
 @pytest.fixture(scope="session")
 def synth_folder(tmp_path_factory) -> Path:
     """160 synthetic captchas as a labelled folder (fast stand-in for the 8,000 default)."""
-    from kerashw import synth
+    from kerashw.captcha import synth
 
     return synth.ensure_synthetic(tmp_path_factory.mktemp("synth") / "s160", n=160, seed=3)

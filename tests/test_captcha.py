@@ -3,14 +3,15 @@ import shutil
 import numpy as np
 import pytest
 
-from kerashw import captcha, preprocess, synth
-from kerashw.data import DataError
+from kerashw.captcha import cache, folders, preprocess, synth
+from kerashw.captcha.constants import ALPHABET, HEADS
+from kerashw.config import DataError
 
 
 def test_alphabet_encode_decode_case_insensitive():
-    assert len(synth.ALPHABET) == 19
-    assert captcha.encode("7f37") == captcha.encode("7F37")
-    assert captcha.decode(captcha.encode("ahz2")) == "AHZ2"
+    assert len(ALPHABET) == 19
+    assert folders.encode("7f37") == folders.encode("7F37")
+    assert folders.decode(folders.encode("ahz2")) == "AHZ2"
 
 
 @pytest.mark.parametrize("label,message", [
@@ -18,11 +19,11 @@ def test_alphabet_encode_decode_case_insensitive():
 ])
 def test_bad_labels_are_named(label, message):
     with pytest.raises(DataError, match=rf"labels.csv line 7: label '{label}' {message}"):
-        captcha.encode(label, "labels.csv line 7")
+        folders.encode(label, "labels.csv line 7")
 
 
 def test_labels_csv_folder(thsr_path):
-    items = captcha.read_labelled_folder(thsr_path)
+    items = folders.read_labelled_folder(thsr_path)
     assert len(items) == 300 and all(len(i.label) == 4 and i.label == i.label.upper() for i in items)
     assert all(i.path.exists() for i in items)
 
@@ -30,35 +31,35 @@ def test_labels_csv_folder(thsr_path):
 def test_filename_labels_and_split_subfolders(tmp_path, synth_folder):
     for phase in ("train", "val", "test"):
         (tmp_path / phase).mkdir()
-    items = captcha.read_labelled_folder(synth_folder)
+    items = folders.read_labelled_folder(synth_folder)
     for k, it in enumerate(items[:30]):
         phase = ("train", "val", "test")[k % 3]
         shutil.copy(it.path, tmp_path / phase / f"{it.label.lower()}.png")
-    by_stem = captcha.read_labelled_folder(tmp_path / "train")
+    by_stem = folders.read_labelled_folder(tmp_path / "train")
     assert len(by_stem) >= 9 and all(p.path.stem.upper() == p.label for p in by_stem)
-    splits, skipped = captcha.captcha_splits(str(tmp_path), "original", seed=0)
+    splits, skipped = cache.captcha_splits(str(tmp_path), "original", seed=0)
     assert {p: len(s) for p, s in splits.items()} == {
         p: len(list((tmp_path / p).iterdir())) for p in ("train", "val", "test")}
-    assert set(splits["train"].y) == set(captcha.HEADS) and skipped == []
+    assert set(splits["train"].y) == set(HEADS) and skipped == []
 
 
 def test_bad_label_in_csv_names_file_and_line(tmp_path):
     (tmp_path / "labels.csv").write_text("filename,label\na.png,7F37\nb.png,7F3X\n")
     with pytest.raises(DataError, match=r"labels.csv line 3: label '7F3X'"):
-        captcha.read_labelled_folder(tmp_path)
+        folders.read_labelled_folder(tmp_path)
     (tmp_path / "labels.csv").write_text("name,text\n")
     with pytest.raises(DataError, match="line 1: want the header 'filename,label'"):
-        captcha.read_labelled_folder(tmp_path)
+        folders.read_labelled_folder(tmp_path)
 
 
 def test_bad_image_errors_or_is_skipped(tmp_path, synth_folder):
     folder = tmp_path / "f"
     shutil.copytree(synth_folder, folder)
     (folder / "00003.png").write_bytes(b"not an image")
-    items = captcha.read_labelled_folder(folder)
+    items = folders.read_labelled_folder(folder)
     with pytest.raises(DataError, match=r"00003.png: cannot read this image.*--skip-bad"):
-        captcha.preprocessed(items, "denoise2")
-    x, y, skipped = captcha.preprocessed(items, "denoise2", skip_bad=True)
+        cache.preprocessed(items, "denoise2")
+    x, y, skipped = cache.preprocessed(items, "denoise2", skip_bad=True)
     assert len(x) == len(items) - 1 and len(y) == len(x) and skipped[0].endswith("00003.png")
 
 
@@ -109,20 +110,20 @@ def test_denoise_keeps_the_text_of_real_captchas(thsr_path):
 
 
 def test_preprocessing_is_cached(synth_folder, monkeypatch):
-    items = captcha.read_labelled_folder(synth_folder)
-    x1, y1, _ = captcha.preprocessed(items, "denoise")
+    items = folders.read_labelled_folder(synth_folder)
+    x1, y1, _ = cache.preprocessed(items, "denoise")
     calls = []
-    monkeypatch.setattr(captcha, "_preprocess_chunk", lambda a: calls.append(a))
-    x2, y2, _ = captcha.preprocessed(items, "denoise")  # from disk: no image is touched
+    monkeypatch.setattr(cache, "_preprocess_chunk", lambda a: calls.append(a))
+    x2, y2, _ = cache.preprocessed(items, "denoise")  # from disk: no image is touched
     assert calls == []
     np.testing.assert_array_equal(x1, x2)
     assert x1.shape == (160, 50, 130, 1)
 
 
 def test_split_proportions(synth_folder):
-    splits, _ = captcha.captcha_splits(str(synth_folder), "original", seed=1)
+    splits, _ = cache.captcha_splits(str(synth_folder), "original", seed=1)
     assert [len(splits[p]) for p in ("train", "val", "test")] == [80, 20, 60]  # 4:1:3
-    splits, _ = captcha.captcha_splits(str(synth_folder), "original", seed=1, counts=(50, 10, 20))
+    splits, _ = cache.captcha_splits(str(synth_folder), "original", seed=1, counts=(50, 10, 20))
     assert [len(splits[p]) for p in ("train", "val", "test")] == [50, 10, 20]
     with pytest.raises(DataError, match="needs 400 images but the folder has 160"):
-        captcha.captcha_splits(str(synth_folder), "original", seed=1, counts=(200, 100, 100))
+        cache.captcha_splits(str(synth_folder), "original", seed=1, counts=(200, 100, 100))

@@ -62,7 +62,7 @@ def test_bad_inputs_are_clear(tmp_path):
     r = CliRunner().invoke(main, ["train", "--exp", "nope", "--store", str(tmp_path)])
     assert r.exit_code == 2 and "Unknown study 'nope'" in r.output
     r = CliRunner().invoke(main, ["train", "--model", "vgg", "--store", str(tmp_path)])
-    assert r.exit_code == 2 and "Unknown model 'vgg'" in r.output
+    assert r.exit_code == 2 and "'vgg' is not one of" in r.output and "resnet18_mod" in r.output
     r = CliRunner().invoke(main, ["train", "--epochs", "1", "--limit", "64",
                                   "--mnist", str(tmp_path / "missing.npz"), "--store", str(tmp_path)])
     assert r.exit_code == 2 and "missing.npz: no such file" in r.output

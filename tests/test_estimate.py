@@ -2,7 +2,7 @@ import dataclasses
 
 from kerashw import estimate
 from kerashw.config import RunSpec, baseline
-from kerashw.experiments import get_study
+from kerashw.studies import get_study
 
 
 def _finish(store, spec, elapsed):

@@ -5,9 +5,10 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from kerashw import captcha, export, train
+from kerashw import export, train
+from kerashw.captcha import folders
 from kerashw.cli import main
-from kerashw.config import RunSpec
+from kerashw.config import RunSpec, TrainOptions
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +48,7 @@ def test_predict_matches_keras_on_synthetic_images(captcha_export, synth_folder)
     store, spec, out = captcha_export
     model = keras.saving.load_model(store.run_dir(spec.run_id) / "model.keras", compile=False)
     served, meta = export.load_exported(out)
-    items = captcha.read_labelled_folder(synth_folder)[:6]
+    items = folders.read_labelled_folder(synth_folder)[:6]
     x = np.stack([export.prepare_image(i.path, meta) for i in items])
     texts = [r["text"] for r in export.predict_arrays(served, meta, x)]
     probs = model(x)
@@ -74,13 +75,13 @@ def test_mnist_export_and_predict(tmp_path, mnist_path, store):
     import cv2
 
     spec = RunSpec(epochs=1, limit=512)
-    train.run(spec, store=store, data_options={"mnist": str(mnist_path)}, studies=["lr"])
+    train.run(spec, store=store, options=TrainOptions(mnist=str(mnist_path)), studies=["lr"])
     r = CliRunner().invoke(main, ["export", spec.run_id[:8], "--store", str(store.path),
                                   "-o", str(tmp_path / "m")])
     assert r.exit_code == 0, r.output
     meta = json.loads((tmp_path / "m" / "kerashw.json").read_text())
     assert meta["task"] == "mnist" and meta["input_shape"] == [28, 28]
-    from kerashw.data import load_mnist_file
+    from kerashw.mnist.source import load_mnist_file
 
     arr = load_mnist_file(mnist_path)
     cv2.imwrite(str(tmp_path / "d.png"), arr["x_test"][0])

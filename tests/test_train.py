@@ -4,17 +4,17 @@ import pytest
 
 from kerashw import train
 from kerashw.listener import Listener
-from kerashw.config import RunSpec
-from kerashw.experiments import get_study
+from kerashw.config import RunSpec, TrainOptions
+from kerashw.studies import get_study
 
 
 def opts(mnist_path):
-    return {"mnist": str(mnist_path)}
+    return TrainOptions(mnist=str(mnist_path))
 
 
 def test_one_epoch_on_a_slice_stores_three_phases(store, mnist_path):
     spec = RunSpec(epochs=1, limit=512)
-    result = train.run(spec, store=store, data_options=opts(mnist_path), studies=["t"])
+    result = train.run(spec, store=store, options=opts(mnist_path), studies=["t"])
     assert result.status == "finished"
     eps = store.epochs(spec.run_id)
     assert [(e["epoch"], e["phase"], e["samples"]) for e in eps] == [
@@ -34,11 +34,11 @@ def test_same_seed_same_numbers(store, mnist_path, tmp_path):
     from kerashw.store import Store
 
     spec = RunSpec(epochs=1, limit=256, batch_size=32)
-    a = train.run(spec, store=store, data_options=opts(mnist_path))
-    b = train.run(spec, store=Store(tmp_path / "other"), data_options=opts(mnist_path))
+    a = train.run(spec, store=store, options=opts(mnist_path))
+    b = train.run(spec, store=Store(tmp_path / "other"), options=opts(mnist_path))
     assert a.final["test"]["loss"] == pytest.approx(b.final["test"]["loss"], rel=1e-6)
     c = train.run(RunSpec(epochs=1, limit=256, batch_size=32, seed=7), store=store,
-                  data_options=opts(mnist_path))
+                  options=opts(mnist_path))
     assert c.final["test"]["loss"] != pytest.approx(a.final["test"]["loss"], rel=1e-6)
 
 
@@ -52,24 +52,24 @@ def test_study_shares_baseline_and_resume_skips(store, mnist_path):
     def specs(name):
         return [s.__class__(**{**s.to_dict(), "epochs": 1, "limit": 256}) for s in get_study(name).make()]
 
-    train.run_study(specs("lr"), store=store, studies=["lr"], listener=Count(), data_options=opts(mnist_path))
+    train.run_study(specs("lr"), store=store, studies=["lr"], listener=Count(), options=opts(mnist_path))
     assert len(seen) == 3
     results = train.run_study(specs("optimizer"), store=store, studies=["optimizer"], listener=Count(),
-                              data_options=opts(mnist_path))
+                              options=opts(mnist_path))
     assert len(seen) == 4  # the baseline was reused, only sgd trained
     assert [r.status for r in results] == ["skipped", "finished"]
     baseline_id = results[0].run_id
     assert store.get(baseline_id).studies == ["lr", "optimizer"]
     assert len(store.runs(study="lr")) == 3 and len(store.runs(study="optimizer")) == 2
     train.run_study(specs("optimizer"), store=store, studies=["optimizer"], listener=Count(),
-                    data_options=opts(mnist_path), force=True)
+                    options=opts(mnist_path), force=True)
     assert len(seen) == 6
 
 
 def test_huge_learning_rate_is_stored_as_diverged(store, mnist_path):
     spec = RunSpec(optimizer="sgd", lr=1e12, epochs=3, limit=512)
     results = train.run_study([spec, RunSpec(epochs=1, limit=128)], store=store,
-                              data_options=opts(mnist_path))
+                              options=opts(mnist_path))
     assert [r.status for r in results] == ["diverged", "finished"]  # the study went on
     assert store.status(spec.run_id) == "diverged"
     assert len({e["epoch"] for e in store.epochs(spec.run_id)}) < 3  # TerminateOnNaN stopped it
@@ -88,7 +88,7 @@ def test_cancel_marks_interrupted_and_keeps_finished(store, mnist_path):
 
     specs = [RunSpec(epochs=1, limit=256), RunSpec(epochs=3, limit=2048, lr=0.01), RunSpec(lr=0.25)]
     results = train.run_study(specs, store=store, listener=CancelInSecondRun(), cancel=cancel,
-                              data_options=opts(mnist_path))
+                              options=opts(mnist_path))
     assert [r.status for r in results] == ["finished", "interrupted"]  # the third never started
     assert store.status(specs[0].run_id) == "finished"
     assert store.status(specs[1].run_id) == "interrupted"
@@ -103,7 +103,7 @@ def test_keyboard_interrupt_is_stored(store, mnist_path):
 
     spec = RunSpec(epochs=2, limit=512)
     with pytest.raises(KeyboardInterrupt):
-        train.run_study([spec], store=store, listener=CtrlC(), data_options=opts(mnist_path))
+        train.run_study([spec], store=store, listener=CtrlC(), options=opts(mnist_path))
     assert store.status(spec.run_id) == "interrupted"
 
 

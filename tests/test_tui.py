@@ -9,8 +9,8 @@ import pytest
 from textual.widgets import DataTable, Input, Static
 
 from kerashw import train
-from kerashw.config import Overrides
-from kerashw.experiments import SWEEPS, get_study
+from kerashw.config import Overrides, TrainOptions
+from kerashw.studies import STUDIES, get_study
 from kerashw.store import Store
 from tui.app import KerasHWApp
 from tui.widgets import ConfirmScreen, MetricsTable, StudyTable
@@ -27,7 +27,7 @@ async def _wait(pilot, condition, timeout=180.0):
 
 
 async def _pick(pilot, app, study, settings):
-    app.query_one(StudyTable).move_cursor(row=list(SWEEPS).index(study))
+    app.query_one(StudyTable).move_cursor(row=list(STUDIES).index(study))
     for key, value in settings.items():
         app.query_one(f"#set-{key}", Input).value = value
     await pilot.pause()
@@ -86,7 +86,7 @@ async def test_cancel_stores_interrupted_and_app_stays_responsive(store, mnist_p
 def trained_store(tmp_path_factory, mnist_path):
     store = Store(tmp_path_factory.mktemp("tui") / "runs")
     specs = get_study("lr").specs(Overrides(epochs=1, limit=300))
-    train.run_study(specs, store=store, studies=["lr"], data_options={"mnist": str(mnist_path)})
+    train.run_study(specs, store=store, studies=["lr"], options=TrainOptions(mnist=str(mnist_path)))
     return store
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import functools
 import os
 import sys
@@ -21,8 +22,8 @@ from textual.css.query import NoMatches
 from textual.worker import get_current_worker
 from textual.widgets import DataTable, Footer, Header, Label, ProgressBar, Static, TabbedContent, TabPane
 
-from kerashw.data import DataError
-from kerashw.experiments import SWEEPS, get_study
+from kerashw.config import DataError, TrainOptions
+from kerashw.studies import STUDIES, get_study
 from kerashw.stdio import fd2_to
 from kerashw.store import Store
 from tui.messages import (EpochEnded, EpochStarted, Notice, RunFailed, RunFinished, RunSkipped,
@@ -61,7 +62,7 @@ class KerasHWApp(App):
     def __init__(self, store: Store | None = None, mnist: str | None = None, skip_bad: bool = False):
         super().__init__()
         self.store = store or Store()
-        self.data_options = {"mnist": mnist, "skip_bad": skip_bad}
+        self.options = TrainOptions(mnist=mnist, skip_bad=skip_bad)
         self.cancel_event = threading.Event()
         self.running: str | None = None  # the study being trained
         self.history: list[dict] = []  # phase records of the current run
@@ -99,7 +100,7 @@ class KerasHWApp(App):
 
     def show_detail(self) -> None:
         name = self.query_one(StudyTable).selected
-        study = SWEEPS[name]
+        study = STUDIES[name]
         lines = [f"[b]{name}[/b]: {study.description}"]
         for spec in study.specs(self._overrides()):
             mark = "✓" if self.store.status(spec.run_id) == "finished" else "·"
@@ -156,7 +157,7 @@ class KerasHWApp(App):
             self.post_message(StudyStarted(name, p.runs, p.finished, p.estimate))
             results = train.run_study(
                 specs, store=self.store, studies=[name], listener=listener, cancel=cancel,
-                data_options={**self.data_options, "progress": listener.data_progress})
+                options=dataclasses.replace(self.options, progress=listener.data_progress))
             statuses = {r.run_id: r.status for r in results}
         except DataError as exc:
             self.post_message(RunFailed(f"data error: {exc}"))

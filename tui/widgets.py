@@ -15,7 +15,7 @@ from textual_plotext import PlotextPlot
 
 from kerashw import estimate, report
 from kerashw.config import Overrides
-from kerashw.experiments import SWEEPS
+from kerashw.studies import STUDIES
 
 
 class StudyTable(DataTable):
@@ -32,7 +32,7 @@ class StudyTable(DataTable):
         keep = self.cursor_row
         self.clear()
         timings = estimate.Timings(store)  # one read of the store for every study
-        for name, study in SWEEPS.items():
+        for name, study in STUDIES.items():
             p = estimate.plan(study.specs(overrides), timings)
             self.add_row(name, str(p.runs), str(p.finished), p.estimate, key=name)
         if self.row_count:
@@ -40,7 +40,7 @@ class StudyTable(DataTable):
 
     @property
     def selected(self) -> str:
-        return list(SWEEPS)[self.cursor_row] if self.row_count else next(iter(SWEEPS))
+        return list(STUDIES)[self.cursor_row] if self.row_count else next(iter(STUDIES))
 
 
 @dataclass

@@ -1,5 +1,5 @@
 from kerashw.config import RunSpec
-from kerashw.experiments import SWEEPS, get_study, studies_of
+from kerashw.studies import STUDIES, get_study, studies_of
 
 import pytest
 
@@ -15,7 +15,7 @@ def test_each_study_varies_one_factor_from_the_baseline():
 
 
 def test_all_is_the_union_with_one_baseline():
-    specs = SWEEPS["all"].specs()
+    specs = STUDIES["all"].specs()
     assert len(specs) == 9
     assert len({s.run_id for s in specs}) == 9
 

@@ -14,10 +14,13 @@ import keras
 import numpy as np
 from keras import layers, ops
 
-from kerashw import data
-from kerashw.captcha import HEADS, captcha_splits
-from kerashw.config import RunSpec
-from kerashw.tasks import EVAL_BATCH, Task, sparse_ce
+from kerashw import pipeline
+from kerashw.captcha.cache import captcha_splits
+from kerashw.captcha.constants import HEADS, HEIGHT, NUM_CLASSES, WIDTH
+from kerashw.captcha.preprocess import CHANNELS
+from kerashw.config import DataError, RunSpec
+from kerashw.pipeline import Split
+from kerashw.task import EVAL_BATCH, Task, sparse_ce
 
 
 def whole_captcha(y_true, y_pred):
@@ -33,10 +36,10 @@ def with_chars_output(model: keras.Model) -> keras.Model:
     return keras.Model(model.inputs, {**heads, "chars": stacked}, name=f"{model.name}_train")
 
 
-def _with_chars(split: data.Split) -> data.Split:
+def _with_chars(split: Split) -> Split:
     y = dict(split.y)
     y["chars"] = np.stack([split.y[h] for h in HEADS], axis=1)
-    return data.Split(split.x, y)
+    return Split(split.x, y)
 
 
 def to_record(logs: dict) -> dict:
@@ -49,32 +52,37 @@ def to_record(logs: dict) -> dict:
     return rec
 
 
-def confusion(model, split: data.Split) -> dict:
+def confusion(model, split: Split) -> dict:
     """Per position, a 19x19 count matrix [true][predicted] over a split."""
     pred = model.predict(split.x.astype("float32") / 255.0, batch_size=EVAL_BATCH // 4, verbose=0)
     out = {}
     for h in HEADS:
-        m = np.zeros((19, 19), dtype=int)
+        m = np.zeros((NUM_CLASSES, NUM_CLASSES), dtype=int)
         np.add.at(m, (split.y[h], np.argmax(pred[h], axis=-1)), 1)
         out[h] = m.tolist()
     return out
 
 
-def prepare_captcha(spec: RunSpec, progress=None, counts=None, skip_bad=False, **_) -> Task:
+def input_shape(spec: RunSpec) -> tuple:
+    return (HEIGHT, WIDTH, CHANNELS[spec.resolved().preprocess])
+
+
+def prepare(spec: RunSpec, options) -> Task:
     splits, skipped = captcha_splits(spec.data, spec.preprocess, spec.seed, spec.limit,
-                                     counts=counts, skip_bad=skip_bad, progress=progress)
+                                     counts=options.counts, skip_bad=options.skip_bad,
+                                     progress=options.progress)
     splits = {p: _with_chars(s) for p, s in splits.items()}
     train = splits["train"]
     if len(train) == 0:
-        raise data.DataError(f"no training images in {spec.data or 'the synthetic set'}")
+        raise DataError(f"no training images in {spec.data or 'the synthetic set'}")
     metrics = {h: [keras.metrics.SparseCategoricalAccuracy(name="acc")] for h in HEADS}
     metrics["chars"] = [keras.metrics.MeanMetricWrapper(whole_captcha, name="whole")]
     return Task(
         input_shape=train.x.shape[1:],
-        num_classes=19,
-        train=data.make_dataset(train, spec.batch_size, training=True, seed=spec.seed,
+        num_classes=NUM_CLASSES,
+        train=pipeline.make_dataset(train, spec.batch_size, training=True, seed=spec.seed,
                                 augment=spec.augment),
-        eval_sets={p: (data.make_dataset(splits[p], EVAL_BATCH // 4, training=False, seed=spec.seed),
+        eval_sets={p: (pipeline.make_dataset(splits[p], EVAL_BATCH // 4, training=False, seed=spec.seed),
                        len(splits[p])) for p in ("val", "test") if len(splits[p])},
         n_train=len(train),
         steps=math.ceil(len(train) / spec.batch_size),

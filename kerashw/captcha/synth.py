@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-ALPHABET = "234579ACFHKMNPQRTYZ"
+from kerashw.captcha.constants import ALPHABET, LENGTH
 
 
 def _font_path() -> str:
@@ -102,7 +102,7 @@ def generate(label: str, seed: int, with_mask: bool = False):
 
 
 def random_label(rng) -> str:
-    return "".join(rng.choice(list(ALPHABET), size=4))
+    return "".join(rng.choice(list(ALPHABET), size=LENGTH))
 
 
 def _write_chunk(args):

@@ -5,8 +5,10 @@ import numpy as np
 import pytest
 
 from conftest import tiny_mnist_arrays
-from kerashw import data
-from kerashw.data import DataError
+from kerashw import pipeline
+from kerashw.mnist import source
+from kerashw.mnist.task import mnist_splits, split_indices
+from kerashw.config import DataError
 
 
 def write_idx(path, array, gz=False):
@@ -18,7 +20,7 @@ def write_idx(path, array, gz=False):
 def test_good_npz_loads(tmp_path):
     arrays = tiny_mnist_arrays()
     np.savez(tmp_path / "m.npz", **arrays)
-    out = data.load_mnist_file(tmp_path / "m.npz")
+    out = source.load_mnist_file(tmp_path / "m.npz")
     assert out["x_train"].shape == (90, 28, 28) and out["x_train"].dtype == np.uint8
     np.testing.assert_array_equal(out["y_test"], arrays["y_test"])
 
@@ -26,25 +28,25 @@ def test_good_npz_loads(tmp_path):
 @pytest.mark.parametrize("gz", [False, True])
 def test_idx_folder_loads(tmp_path, gz):
     arrays = tiny_mnist_arrays()
-    for key, stem in data.IDX_FILES.items():
+    for key, stem in source.IDX_FILES.items():
         write_idx(tmp_path / (stem + (".gz" if gz else "")), arrays[key], gz=gz)
-    out = data.load_mnist_file(tmp_path)
+    out = source.load_mnist_file(tmp_path)
     np.testing.assert_array_equal(out["x_train"], arrays["x_train"])
     np.testing.assert_array_equal(out["y_train"], arrays["y_train"])
 
 
 def test_missing_file_names_it_and_how_to_provide(tmp_path):
     with pytest.raises(DataError, match=r"nope\.npz: no such file.*--mnist PATH.*KERASHW_MNIST"):
-        data.load_mnist_file(tmp_path / "nope.npz")
+        source.load_mnist_file(tmp_path / "nope.npz")
 
 
 def test_idx_folder_missing_a_file(tmp_path):
     with pytest.raises(DataError, match="t10k-images-idx3-ubyte"):
         arrays = tiny_mnist_arrays()
-        for key, stem in data.IDX_FILES.items():
+        for key, stem in source.IDX_FILES.items():
             if key != "x_test":
                 write_idx(tmp_path / stem, arrays[key])
-        data.load_mnist_file(tmp_path)
+        source.load_mnist_file(tmp_path)
 
 
 @pytest.mark.parametrize("key,value,message", [
@@ -57,7 +59,7 @@ def test_bad_contents_are_named(tmp_path, key, value, message):
     arrays = {**tiny_mnist_arrays(), key: value}
     np.savez(tmp_path / "bad.npz", **arrays)
     with pytest.raises(DataError, match=rf"bad\.npz: {message}"):
-        data.load_mnist_file(tmp_path / "bad.npz")
+        source.load_mnist_file(tmp_path / "bad.npz")
 
 
 def test_missing_key_and_not_an_npz(tmp_path):
@@ -65,44 +67,44 @@ def test_missing_key_and_not_an_npz(tmp_path):
     del arrays["y_test"]
     np.savez(tmp_path / "k.npz", **arrays)
     with pytest.raises(DataError, match=r"missing \['y_test'\]"):
-        data.load_mnist_file(tmp_path / "k.npz")
+        source.load_mnist_file(tmp_path / "k.npz")
     (tmp_path / "junk.npz").write_text("not a zip")
     with pytest.raises(DataError, match="junk.npz: not a readable .npz"):
-        data.load_mnist_file(tmp_path / "junk.npz")
+        source.load_mnist_file(tmp_path / "junk.npz")
 
 
 def test_lookup_order(tmp_path, monkeypatch):
     monkeypatch.setenv("KERASHW_MNIST", str(tmp_path / "env.npz"))
-    assert data.find_mnist(tmp_path / "arg.npz") == tmp_path / "arg.npz"
-    assert data.find_mnist(None) == tmp_path / "env.npz"
+    assert source.find_mnist(tmp_path / "arg.npz") == tmp_path / "arg.npz"
+    assert source.find_mnist(None) == tmp_path / "env.npz"
     monkeypatch.delenv("KERASHW_MNIST")
     monkeypatch.setenv("KERAS_HOME", str(tmp_path / "kh"))
-    assert data.find_mnist(None) is None  # nothing cached: the caller downloads
+    assert source.find_mnist(None) is None  # nothing cached: the caller downloads
     (tmp_path / "kh" / "datasets").mkdir(parents=True)
     np.savez(tmp_path / "kh" / "datasets" / "mnist.npz", **tiny_mnist_arrays())
-    assert data.find_mnist(None) == tmp_path / "kh" / "datasets" / "mnist.npz"
+    assert source.find_mnist(None) == tmp_path / "kh" / "datasets" / "mnist.npz"
 
 
 def test_report_split_sizes_disjoint_and_seeded(mnist_path):
-    arrays = data.load_mnist_file(mnist_path)
-    s = data.mnist_splits(arrays, seed=42)
+    arrays = source.load_mnist_file(mnist_path)
+    s = mnist_splits(arrays, seed=42)
     assert (len(s["train"]), len(s["val"]), len(s["test"])) == (48_000, 6_000, 10_000)
-    tr, va = data.split_indices(60_000, 48_000, 6_000, 42)
+    tr, va = split_indices(60_000, 48_000, 6_000, 42)
     assert not set(tr) & set(va)
-    tr2, _ = data.split_indices(60_000, 48_000, 6_000, 42)
+    tr2, _ = split_indices(60_000, 48_000, 6_000, 42)
     np.testing.assert_array_equal(tr, tr2)
-    assert not np.array_equal(tr, data.split_indices(60_000, 48_000, 6_000, 7)[0])
+    assert not np.array_equal(tr, split_indices(60_000, 48_000, 6_000, 7)[0])
 
 
 def test_limit_subsamples_train_only(mnist_path):
-    s = data.mnist_splits(data.load_mnist_file(mnist_path), seed=42, limit=500)
+    s = mnist_splits(source.load_mnist_file(mnist_path), seed=42, limit=500)
     assert (len(s["train"]), len(s["val"]), len(s["test"])) == (500, 6_000, 10_000)
 
 
 def test_dataset_scales_and_batches():
     arrays = tiny_mnist_arrays()
-    split = data.Split(arrays["x_train"], arrays["y_train"].astype(np.int64))
-    ds = data.make_dataset(split, 32, training=True, seed=0)
+    split = pipeline.Split(arrays["x_train"], arrays["y_train"].astype(np.int64))
+    ds = pipeline.make_dataset(split, 32, training=True, seed=0)
     batches = list(ds.as_numpy_iterator())
     assert [len(b[0]) for b in batches] == [32, 32, 26]
     x = np.concatenate([b[0] for b in batches])
@@ -117,10 +119,10 @@ def test_augment_moves_training_pixels_only():
     x = np.zeros((16, 50, 130, 1), np.uint8)
     x[:, 15:35, 20:110] = 255  # a block well inside the frame
     y = {"char_1": rng.integers(0, 19, 16)}
-    split = data.Split(x, y)
-    plain = np.concatenate([b[0] for b in data.make_dataset(split, 8, training=False, seed=0)])
+    split = pipeline.Split(x, y)
+    plain = np.concatenate([b[0] for b in pipeline.make_dataset(split, 8, training=False, seed=0)])
     np.testing.assert_array_equal(plain, x / 255.0)
-    aug = data.make_dataset(split, 8, training=True, seed=0, augment=True)
+    aug = pipeline.make_dataset(split, 8, training=True, seed=0, augment=True)
     first = np.concatenate([b[0] for b in aug])
     second = np.concatenate([b[0] for b in aug])
     assert first.shape == plain.shape and first.dtype == np.float32

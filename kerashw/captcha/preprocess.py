@@ -8,7 +8,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-HEIGHT, WIDTH = 50, 130
+from kerashw.captcha.constants import HEIGHT, WIDTH
+
 # Bump when a variant's output changes: it is part of the preprocessing cache key.
 VERSION = 1
 PARAMS = {"median_ksize": 3, "arc_band": 2.5, "ransac_iters": 200}

@@ -1,17 +1,15 @@
-"""MNIST source and tf.data pipelines.
-
-Loading and validation are NumPy only; TensorFlow is imported where pipelines
-are built, so the CLI can check a data file without paying for TF.
-"""
+"""Where MNIST comes from: an mnist.npz or IDX folder, $KERASHW_MNIST, Keras's cache,
+or a download as the last resort; every source validated. NumPy only."""
 from __future__ import annotations
 
 import gzip
 import os
 import struct
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from kerashw.config import DataError
 
 MNIST_KEYS = ("x_train", "y_train", "x_test", "y_test")
 IDX_FILES = {
@@ -25,23 +23,6 @@ HOW_TO_PROVIDE = (
     "or a folder with the four original IDX files, gzipped or not), or set KERASHW_MNIST=PATH, "
     "or place mnist.npz at ~/.keras/datasets/mnist.npz."
 )
-
-# The report's split: 48,000 train + 6,000 val out of the 60,000 training images.
-N_TRAIN, N_VAL = 48_000, 6_000
-
-
-class DataError(ValueError):
-    """Bad or missing data; the message names the file and what would be accepted."""
-
-
-@dataclass(frozen=True)
-class Split:
-    x: np.ndarray  # uint8 images
-    y: np.ndarray  # int labels (MNIST) or dict of per-head labels (captcha)
-
-    def __len__(self) -> int:
-        return len(self.x)
-
 
 def _read_idx(path: Path) -> np.ndarray:
     opener = gzip.open if path.suffix == ".gz" else open
@@ -134,63 +115,3 @@ def load_mnist(path: str | os.PathLike | None = None) -> dict:
         raise DataError(f"MNIST download failed ({type(exc).__name__}: {exc}). {HOW_TO_PROVIDE}") from exc
     return validate_mnist({"x_train": xtr, "y_train": ytr, "x_test": xte, "y_test": yte},
                           Path("~/.keras/datasets/mnist.npz"))
-
-
-def split_indices(n: int, n_train: int, n_val: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Seeded disjoint train/val index sets out of range(n)."""
-    if n_train + n_val > n:
-        # Small files (tests, subsets) keep the report's 8:1 proportion instead.
-        n_val = max(1, n // 9)
-        n_train = n - n_val
-    perm = np.random.default_rng(seed).permutation(n)
-    return perm[:n_train], perm[n_train : n_train + n_val]
-
-
-def subsample(n: int, limit: int | None, seed: int) -> np.ndarray:
-    """Seeded subset of range(n), sorted, so --limit picks the same images every time."""
-    if limit is None or limit >= n:
-        return np.arange(n)
-    return np.sort(np.random.default_rng(seed + 1).choice(n, size=limit, replace=False))
-
-
-def mnist_splits(arrays: dict, seed: int, limit: int | None = None) -> dict[str, Split]:
-    """train/val/test splits in the report's sizes; limit subsamples train only."""
-    tr, va = split_indices(len(arrays["x_train"]), N_TRAIN, N_VAL, seed)
-    tr = tr[subsample(len(tr), limit, seed)]
-    return {
-        "train": Split(arrays["x_train"][tr], arrays["y_train"][tr]),
-        "val": Split(arrays["x_train"][va], arrays["y_train"][va]),
-        "test": Split(arrays["x_test"], arrays["y_test"]),
-    }
-
-
-def make_dataset(split: Split, batch_size: int, *, training: bool, seed: int, scale=True,
-                 augment: bool = False):
-    """One tf.data chain: scale -> cache -> (shuffle each epoch) -> batch -> (augment) -> prefetch."""
-    import tensorflow as tf
-
-    ds = tf.data.Dataset.from_tensor_slices((split.x, split.y))
-    if scale:
-        ds = ds.map(lambda x, y: (tf.cast(x, tf.float32) / 255.0, y),
-                    num_parallel_calls=tf.data.AUTOTUNE)
-    ds = ds.cache()
-    if training:
-        ds = ds.shuffle(len(split), seed=seed, reshuffle_each_iteration=True)
-    ds = ds.batch(batch_size)
-    if training and augment:
-        jitter = _augmenter(seed)
-        ds = ds.map(lambda x, y: (jitter(x, training=True), y), num_parallel_calls=tf.data.AUTOTUNE)
-    return ds.prefetch(tf.data.AUTOTUNE)
-
-
-def _augmenter(seed: int):
-    """Keras's own random layers, run in tf.data after the cache, so every epoch sees
-    new shifts of the same images. Small: a captcha's 4 characters must stay in order
-    and inside the frame."""
-    import keras
-
-    return keras.Sequential([
-        keras.layers.RandomTranslation(0.08, 0.05, fill_mode="nearest", seed=seed),
-        keras.layers.RandomRotation(0.012, fill_mode="nearest", seed=seed + 1),  # ~4 degrees
-        keras.layers.RandomZoom((-0.08, 0.08), fill_mode="nearest", seed=seed + 2),
-    ], name="augment")

@@ -1,16 +1,19 @@
-"""What differs between the two homework parts, gathered for train.run:
-data pipelines, loss, metrics and the per-phase evaluation."""
+"""The Task interface: what differs between the two studies, gathered for train.run
+(data pipelines, loss, metrics, evaluation), and the registry of the two tasks.
+
+Each study's package implements `prepare(spec, options) -> Task` and registers it
+here by module name, so this module imports neither (nothing imports back) and the
+captcha's OpenCV stack loads only for captcha runs.
+"""
 from __future__ import annotations
 
-import functools
-import math
+import importlib
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import keras
 
-from kerashw import data
-from kerashw.config import RunSpec
+from kerashw.config import TASKS, RunSpec, TrainOptions
 
 EVAL_BATCH = 512  # evaluation batch: large is faster and does not change the numbers
 
@@ -49,38 +52,27 @@ def sparse_ce(label_smoothing: float = 0.0):
     return smoothed_sparse_ce
 
 
-@functools.lru_cache(maxsize=2)
-def _mnist_arrays(path: str | None) -> dict:
-    # A study runs many specs on one file; load and validate it once per process.
-    return data.load_mnist(path)
+# task name -> the module whose `prepare(spec, options)` builds it, and its input shape
+TASK_MODULES = {"mnist": "kerashw.mnist.task", "captcha": "kerashw.captcha.task"}
+assert set(TASK_MODULES) == set(TASKS)
 
 
-def prepare_mnist(spec: RunSpec, mnist: str | None = None, **_) -> Task:
-    splits = data.mnist_splits(_mnist_arrays(str(mnist) if mnist else None), spec.seed, spec.limit)
-    train = splits["train"]
-    return Task(
-        input_shape=(28, 28),
-        num_classes=10,
-        train=data.make_dataset(train, spec.batch_size, training=True, seed=spec.seed),
-        eval_sets={p: (data.make_dataset(splits[p], EVAL_BATCH, training=False, seed=spec.seed),
-                       len(splits[p])) for p in ("val", "test")},
-        n_train=len(train),
-        steps=math.ceil(len(train) / spec.batch_size),
-        loss=sparse_ce(spec.label_smoothing),
-        metrics=[keras.metrics.SparseCategoricalAccuracy(name="top1"),
-                 keras.metrics.SparseTopKCategoricalAccuracy(k=3, name="top3")],
-    )
+def _module(task: str):
+    try:
+        return importlib.import_module(TASK_MODULES[task])
+    except KeyError:
+        raise ValueError(f"Unknown task {task!r}. Known: {sorted(TASK_MODULES)}") from None
 
 
 def input_shape(spec: RunSpec) -> tuple:
-    if spec.task == "mnist":
-        return (28, 28)
-    return (50, 130, 3 if spec.resolved().preprocess == "original" else 1)
+    """The model's input shape for a spec, without loading any data."""
+    return _module(spec.task).input_shape(spec.resolved())
 
 
-def prepare(spec: RunSpec, **options) -> Task:
-    if spec.task == "mnist":
-        return prepare_mnist(spec, **options)
-    from kerashw import captcha_task  # captcha's OpenCV stack loads only when needed
+def num_classes(spec: RunSpec) -> int:
+    return _module(spec.task).NUM_CLASSES
 
-    return captcha_task.prepare_captcha(spec, **options)
+
+def prepare(spec: RunSpec, options=None) -> Task:
+    """Data, loss and metrics of a run: the spec's task module builds them."""
+    return _module(spec.task).prepare(spec.resolved(), options or TrainOptions())

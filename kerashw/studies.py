@@ -40,41 +40,41 @@ MNIST_STUDIES = {
     "batch": ("batch size 64 vs 4 vs 1024", "batch_size", (64, 4, 1024)),
 }
 
-SWEEPS: dict[str, Study] = {
+STUDIES: dict[str, Study] = {
     name: Study(name, f"MNIST: {desc}", factor, _vary(factor, values))
     for name, (desc, factor, values) in MNIST_STUDIES.items()
 }
-SWEEPS["all"] = Study(
+STUDIES["all"] = Study(
     "all", "MNIST: every study above (the shared baseline runs once)", "",
-    lambda: [s for name in MNIST_STUDIES for s in SWEEPS[name].make()],
+    lambda: [s for name in MNIST_STUDIES for s in STUDIES[name].make()],
 )
 
 CAPTCHA_MODELS = ("baseline", "simple_cnn", "resnet18", "resnet18_mod")
 CAPTCHA_VARIANTS = ("original", "denoise", "denoise2")
 _cap = baseline("captcha")
-SWEEPS["captcha"] = Study(
+STUDIES["captcha"] = Study(
     "captcha", "CAPTCHA: every preprocess x model (3 x 4 grid)", "",
     lambda: [dataclasses.replace(_cap, model=m, preprocess=p)
              for p in CAPTCHA_VARIANTS for m in CAPTCHA_MODELS],
 )
-SWEEPS["captcha-models"] = Study("captcha-models", "CAPTCHA: the four models on original",
+STUDIES["captcha-models"] = Study("captcha-models", "CAPTCHA: the four models on original",
                                  "model", _vary("model", CAPTCHA_MODELS, "captcha"))
-SWEEPS["captcha-preprocess"] = Study("captcha-preprocess", "CAPTCHA: the three variants on resnet18_mod",
+STUDIES["captcha-preprocess"] = Study("captcha-preprocess", "CAPTCHA: the three variants on resnet18_mod",
                                      "preprocess", _vary("preprocess", CAPTCHA_VARIANTS, "captcha"))
 
 # Beyond the report: the same 95K-parameter resnet18_mod with a modern recipe
 # (docs/results/captcha.md has every step tried and what it gave on real captchas).
 BEST = dataclasses.replace(_cap, optimizer="adamw", lr=3e-3, weight_decay=1e-4, schedule="cosine",
                            warmup=3, label_smoothing=0.1, epochs=60)
-SWEEPS["captcha-best"] = Study("captcha-best", "CAPTCHA: resnet18_mod, AdamW + warm-up/cosine + label smoothing",
+STUDIES["captcha-best"] = Study("captcha-best", "CAPTCHA: resnet18_mod, AdamW + warm-up/cosine + label smoothing",
                                "", lambda: [BEST])
 
 
 def get_study(name: str) -> Study:
     try:
-        return SWEEPS[name]
+        return STUDIES[name]
     except KeyError:
-        raise ValueError(f"Unknown study {name!r}. Known: {sorted(SWEEPS)}") from None
+        raise ValueError(f"Unknown study {name!r}. Known: {sorted(STUDIES)}") from None
 
 
 def studies_of(spec: RunSpec) -> list[str]:
@@ -82,4 +82,4 @@ def studies_of(spec: RunSpec) -> list[str]:
     the overrides a user applies to all runs alike)."""
     core = lambda s: dataclasses.replace(s.resolved(), epochs=1, limit=None, seed=0, data=None)
     target = core(spec)
-    return [name for name, st in SWEEPS.items() if any(core(s) == target for s in st.make())]
+    return [name for name, st in STUDIES.items() if any(core(s) == target for s in st.make())]

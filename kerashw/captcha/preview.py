@@ -7,9 +7,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from kerashw import preprocess
-from kerashw.captcha import source_items
-from kerashw.data import DataError
+from kerashw.captcha import preprocess
+from kerashw.captcha.constants import HEIGHT, WIDTH
+from kerashw.captcha.folders import source_items
+from kerashw.config import DataError
 
 SCALE = 2  # 50x130 is small on screen
 
@@ -29,9 +30,9 @@ def preview_grid(data: str | None, n: int = 8, seed: int = 0) -> np.ndarray:
     rng = np.random.default_rng(seed)
     picks = [items[i] for i in sorted(rng.choice(len(items), size=min(n, len(items)), replace=False))]
     rows = []
-    header = np.full((24, 130 * SCALE * 3 + 120, 3), 255, np.uint8)
+    header = np.full((24, WIDTH * SCALE * 3 + 120, 3), 255, np.uint8)
     for k, name in enumerate(("original", "denoise", "denoise2")):
-        cv2.putText(header, name, (120 + k * 130 * SCALE + 8, 17), cv2.FONT_HERSHEY_SIMPLEX, 0.55, (0, 0, 0), 1)
+        cv2.putText(header, name, (120 + k * WIDTH * SCALE + 8, 17), cv2.FONT_HERSHEY_SIMPLEX, 0.55, (0, 0, 0), 1)
     rows.append(header)
     for it in picks:
         bgr = cv2.imread(str(it.path))
@@ -40,7 +41,7 @@ def preview_grid(data: str | None, n: int = 8, seed: int = 0) -> np.ndarray:
         tiles = [_tile(cv2.cvtColor(preprocess.original(bgr), cv2.COLOR_RGB2BGR)),
                  _tile(255 - preprocess.denoise(bgr)),  # ink shown dark, as in the source
                  _tile(preprocess.denoise2(bgr))]
-        label = np.full((50 * SCALE, 120, 3), 255, np.uint8)
+        label = np.full((HEIGHT * SCALE, 120, 3), 255, np.uint8)
         cv2.putText(label, it.label, (8, 58), cv2.FONT_HERSHEY_SIMPLEX, 0.8, (0, 0, 0), 2)
         rows.append(np.hstack([label, *tiles]))
     return np.vstack(rows)

@@ -1,0 +1,91 @@
+"""Labelled captcha folders: labels, a folder (labels.csv or names), train/val/test splits."""
+from __future__ import annotations
+
+import csv
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from kerashw.captcha.constants import ALPHABET, IMAGE_SUFFIXES, LENGTH, SYNTH_COUNT
+from kerashw.config import SYNTHETIC_VERSION, DataError
+
+
+def encode(label: str, where: str = "label") -> list[int]:
+    """'7f37' -> indices into ALPHABET; labels are case-insensitive."""
+    text = label.strip().upper()
+    if len(text) != LENGTH:
+        raise DataError(f"{where}: label {label!r} has {len(text)} characters, want {LENGTH}")
+    bad = sorted({c for c in text if c not in ALPHABET})
+    if bad:
+        raise DataError(f"{where}: label {label!r} has {''.join(bad)!r} outside the alphabet {ALPHABET}")
+    return [ALPHABET.index(c) for c in text]
+
+
+def decode(indices) -> str:
+    return "".join(ALPHABET[int(i)] for i in indices)
+
+
+@dataclass(frozen=True)
+class Item:
+    path: Path
+    label: str  # upper case
+
+
+def read_labelled_folder(folder: Path) -> list[Item]:
+    """labels.csv (filename,label) if present, else each image's stem is its label."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise DataError(f"{folder}: not a folder; want a folder of captcha images with labels.csv "
+                        "(filename,label) or images named by their label (7F37.jpg)")
+    labels_csv = folder / "labels.csv"
+    items = []
+    if labels_csv.exists():
+        with open(labels_csv, newline="") as f:
+            rows = list(csv.reader(f))
+        if not rows or [c.strip().lower() for c in rows[0][:2]] != ["filename", "label"]:
+            raise DataError(f"{labels_csv} line 1: want the header 'filename,label', got {rows[:1]}")
+        for lineno, row in enumerate(rows[1:], start=2):
+            if not row or not "".join(row).strip():
+                continue
+            if len(row) < 2:
+                raise DataError(f"{labels_csv} line {lineno}: want 'filename,label', got {row}")
+            encode(row[1], f"{labels_csv} line {lineno}")
+            items.append(Item(folder / row[0].strip(), row[1].strip().upper()))
+    else:
+        for p in sorted(folder.iterdir()):
+            if p.suffix.lower() in IMAGE_SUFFIXES:
+                encode(p.stem, str(p))
+                items.append(Item(p, p.stem.upper()))
+    if not items:
+        raise DataError(f"{folder}: no labelled images (jpg/png) found")
+    return items
+
+
+def cache_dir() -> Path:
+    """Where generated and preprocessed captchas are kept ($KERASHW_CACHE or ~/.cache/kerashw)."""
+    return Path(os.environ.get("KERASHW_CACHE") or Path.home() / ".cache" / "kerashw")
+
+
+def split_counts(n: int, counts: tuple[int, int, int] | None) -> tuple[int, int, int]:
+    """The user's counts, or the report's 4:1:3 proportion of n."""
+    if counts:
+        if sum(counts) > n:
+            raise DataError(f"split {counts} needs {sum(counts)} images but the folder has {n}")
+        return counts
+    tr = n * 4 // 8
+    va = n * 1 // 8
+    return tr, va, n - tr - va
+
+
+def source_items(data: str | None, seed: int = 0, progress=None) -> dict[str, list[Item]] | list[Item]:
+    """Items of a folder (or its train/val/test subfolders), or of the synthetic default."""
+    if data is None:
+        from kerashw.captcha import synth  # PIL and the font load only for the default
+
+        folder = cache_dir() / f"synthetic-v{SYNTHETIC_VERSION}-{SYNTH_COUNT}-seed0"
+        return read_labelled_folder(synth.ensure_synthetic(folder, SYNTH_COUNT, 0, progress))
+    root = Path(data).expanduser()
+    subs = {p: root / p for p in ("train", "val", "test")}
+    if all(d.is_dir() for d in subs.values()):
+        return {p: read_labelled_folder(d) for p, d in subs.items()}
+    return read_labelled_folder(root)

@@ -1,0 +1,69 @@
+"""The MNIST task for train.run: the report's 48,000 / 6,000 split, one softmax head."""
+from __future__ import annotations
+
+import functools
+import math
+
+import keras
+import numpy as np
+
+from kerashw import pipeline
+from kerashw.config import RunSpec
+from kerashw.mnist import source
+from kerashw.pipeline import Split, subsample
+from kerashw.task import EVAL_BATCH, Task, sparse_ce
+
+INPUT_SHAPE = (28, 28)
+NUM_CLASSES = 10
+
+# The report's split: 48,000 train + 6,000 val out of the 60,000 training images.
+N_TRAIN, N_VAL = 48_000, 6_000
+
+
+def split_indices(n: int, n_train: int, n_val: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Seeded disjoint train/val index sets out of range(n)."""
+    if n_train + n_val > n:
+        # Small files (tests, subsets) keep the report's 8:1 proportion instead.
+        n_val = max(1, n // 9)
+        n_train = n - n_val
+    perm = np.random.default_rng(seed).permutation(n)
+    return perm[:n_train], perm[n_train : n_train + n_val]
+
+
+def mnist_splits(arrays: dict, seed: int, limit: int | None = None) -> dict[str, Split]:
+    """train/val/test splits in the report's sizes; limit subsamples train only."""
+    tr, va = split_indices(len(arrays["x_train"]), N_TRAIN, N_VAL, seed)
+    tr = tr[subsample(len(tr), limit, seed)]
+    return {
+        "train": Split(arrays["x_train"][tr], arrays["y_train"][tr]),
+        "val": Split(arrays["x_train"][va], arrays["y_train"][va]),
+        "test": Split(arrays["x_test"], arrays["y_test"]),
+    }
+
+
+def input_shape(spec: RunSpec) -> tuple:
+    return INPUT_SHAPE
+
+
+@functools.lru_cache(maxsize=2)
+def _mnist_arrays(path: str | None) -> dict:
+    # A study runs many specs on one file; load and validate it once per process.
+    return source.load_mnist(path)
+
+
+def prepare(spec: RunSpec, options) -> Task:
+    mnist = options.mnist
+    splits = mnist_splits(_mnist_arrays(str(mnist) if mnist else None), spec.seed, spec.limit)
+    train = splits["train"]
+    return Task(
+        input_shape=INPUT_SHAPE,
+        num_classes=NUM_CLASSES,
+        train=pipeline.make_dataset(train, spec.batch_size, training=True, seed=spec.seed),
+        eval_sets={p: (pipeline.make_dataset(splits[p], EVAL_BATCH, training=False, seed=spec.seed),
+                       len(splits[p])) for p in ("val", "test")},
+        n_train=len(train),
+        steps=math.ceil(len(train) / spec.batch_size),
+        loss=sparse_ce(spec.label_smoothing),
+        metrics=[keras.metrics.SparseCategoricalAccuracy(name="top1"),
+                 keras.metrics.SparseTopKCategoricalAccuracy(k=3, name="top3")],
+    )
