@@ -1,89 +1,239 @@
-"""The TUI driven with Pilot, over real Keras training on slices of real MNIST."""
+"""The TUI driven with Pilot. Most tests inject a scripted trainer (train.run_study's
+signature, real store writes, listener calls as train.run makes them, no TensorFlow),
+so they are deterministic and take seconds; one smoke test trains for real."""
 import asyncio
 import os
 import subprocess
 import sys
+import threading
 import time
+from dataclasses import dataclass
 
 import pytest
-from textual.widgets import DataTable, Input, Static
+from textual.widgets import Input
 
-from kerashw import train
-from kerashw.config import Overrides, TrainOptions
+from kerashw.config import DataError, Overrides, TrainOptions
 from kerashw.studies import STUDIES, get_study
 from kerashw.store import Store
 from tui.app import KerasHWApp
-from tui.widgets import ConfirmScreen, MetricsTable, StudyTable
+from tui.confirm import ConfirmScreen
+from tui.train_pane import MetricsTable
 
 TINY = {"epochs": "1", "limit": "300"}
 
 
-async def _wait(pilot, condition, timeout=180.0):
+@dataclass
+class Result:  # what the app reads of train.RunResult
+    run_id: str
+    status: str
+    elapsed: float = 0.0
+    error: str | None = None
+
+
+class ScriptedTrainer:
+    """Stands in for kerashw.train.run_study. Each run: start in the store, `epochs`
+    epochs of 4 steps with train/val/test records (made-up numbers), finish. With
+    `wait_for_cancel`, it holds after the first epoch until the app cancels."""
+
+    def __init__(self, wait_for_cancel=False, fail_with: Exception | None = None):
+        self.wait_for_cancel = wait_for_cancel
+        self.fail_with = fail_with
+        self.calls = []
+        self.holding = threading.Event()
+
+    def __call__(self, specs, *, store, studies, listener, cancel, options):
+        self.calls.append((list(specs), studies, options))
+        if self.fail_with:
+            raise self.fail_with
+        results = []
+        for i, spec in enumerate(specs, start=1):
+            if store.status(spec.run_id) == "finished":
+                listener.run_skipped(spec, i, len(specs), "finished")
+                results.append(Result(spec.run_id, "skipped"))
+                continue
+            store.start_run(spec.run_id, spec.task, spec.label(), spec.to_dict(), studies, (10, 10), {})
+            listener.run_started(spec, i, len(specs), (10, 10))
+            status = "finished"
+            for epoch in range(1, spec.epochs + 1):
+                listener.epoch_started(epoch, spec.epochs, 4)
+                for step in range(1, 5):
+                    listener.step(step, 4)
+                for phase, acc in (("train", 0.5), ("val", 0.4), ("test", 0.45)):
+                    record = {"epoch": epoch, "epochs": spec.epochs, "phase": phase, "samples": 100,
+                              "seconds": 0.1, "loss": 1.0 / epoch, "top1": acc + epoch / 100, "top3": 0.9}
+                    store.log_epoch(spec.run_id, epoch, phase, {k: record[k] for k in ("loss", "top1", "top3")},
+                                    samples=100, seconds=0.1)
+                    listener.phase_ended(record)
+                if self.wait_for_cancel:
+                    self.holding.set()
+                    cancel.wait(30)
+                if cancel.is_set():
+                    status = "interrupted"
+                    break
+            store.finish_run(spec.run_id, status, 1.0, {}, {}, None)
+            results.append(Result(spec.run_id, status, 1.0))
+            listener.run_ended(results[-1])
+            if status == "interrupted":
+                break
+        return results
+
+
+async def _wait(pilot, condition, timeout=30.0):
     deadline = time.monotonic() + timeout
     while not condition():
         if time.monotonic() > deadline:
             raise AssertionError("timed out waiting for the app")
-        await pilot.pause(0.2)
+        await pilot.pause(0.05)
 
 
 async def _pick(pilot, app, study, settings):
-    app.query_one(StudyTable).move_cursor(row=list(STUDIES).index(study))
+    app.studies.select(study)
     for key, value in settings.items():
-        app.query_one(f"#set-{key}", Input).value = value
+        app.studies.settings.inputs[key].value = value
     await pilot.pause()
-    app.query_one(StudyTable).focus()
+    app.studies.table.focus()
 
 
 def _status(app) -> str:
-    return str(app.query_one("#run-status", Static).render())
+    return str(app.train_pane.status.render())
 
 
-async def test_study_trains_fills_metrics_then_resumes_by_skipping(store, mnist_path):
-    app = KerasHWApp(store, mnist=str(mnist_path))
+async def test_a_study_fills_metrics_and_the_store_then_a_second_start_skips(store):
+    trainer = ScriptedTrainer()
+    app = KerasHWApp(store, run_study=trainer)
     async with app.run_test(size=(80, 24)) as pilot:
-        await _pick(pilot, app, "optimizer", TINY)
+        await _pick(pilot, app, "optimizer", {"epochs": "2", "seed": "3"})
         await pilot.press("s")
-        assert app.running == "optimizer"
-        await _wait(pilot, lambda: app.running is None)
-        metrics = app.query_one(MetricsTable)
-        assert metrics.row_count == 3  # the last run's epoch: train, val, test
+        await _wait(pilot, lambda: app.running is None and trainer.calls)
+        specs, studies, _ = trainer.calls[0]
+        assert studies == ["optimizer"] and {s.epochs for s in specs} == {2} and {s.seed for s in specs} == {3}
+        metrics = app.train_pane.metrics
+        assert metrics.row_count == 6  # the last run's 2 epochs x train, val, test
         assert [metrics.get_row_at(i)[1] for i in range(3)] == ["train", "val", "test"]
-        rows = store.runs(study="optimizer")
-        assert len(rows) == 2 and {r.status for r in rows} == {"finished"}
-        assert set(app.last_statuses.values()) == {"finished"}
-        assert "done" in _status(app)
-        # the studies table now counts them, and a second start reuses them
-        table = app.query_one(StudyTable)
-        assert table.get_row("optimizer")[2] == "2"
-        await pilot.press("s")
+        assert metrics.get_row_at(5)[0] == "2/2" and metrics.get_row_at(5)[3] == "47.00"
+        assert {r.status for r in store.runs(study="optimizer")} == {"finished"}
+        assert "2 finished" in _status(app)
+        assert app.studies.table.get_row("optimizer")[2] == "2"  # done column counts them
+        assert "✓" in str(app.studies.detail.render())
+        await pilot.press("3")
+        assert app.results.table.row_count == 2
+        await pilot.press("1", "s")
         await _wait(pilot, lambda: app.running is None)
         assert set(app.last_statuses.values()) == {"skipped"}
 
 
-async def test_cancel_stores_interrupted_and_app_stays_responsive(store, mnist_path):
-    app = KerasHWApp(store, mnist=str(mnist_path))
+async def test_cancel_stores_interrupted_and_the_study_stops(store):
+    trainer = ScriptedTrainer(wait_for_cancel=True)
+    app = KerasHWApp(store, run_study=trainer)
     async with app.run_test(size=(80, 24)) as pilot:
-        # full MNIST, 5 epochs: long enough to cancel after the first epoch
         await _pick(pilot, app, "model", {"epochs": "5"})
         await pilot.press("s")
-        await _wait(pilot, lambda: app.query_one(MetricsTable).row_count >= 1)
-        await pilot.press("q")  # a run is active: quitting asks first
+        await _wait(pilot, trainer.holding.is_set)
+        await pilot.press("q")  # a study is training: quitting asks first
         assert isinstance(app.screen, ConfirmScreen)
         await pilot.press("n")
         assert not isinstance(app.screen, ConfirmScreen) and app.running == "model"
         await pilot.press("c")
-        await _wait(pilot, lambda: app.running is None, timeout=60)
+        await _wait(pilot, lambda: app.running is None)
         nn = get_study("model").specs(Overrides(epochs=5))[0]
         assert store.status(nn.run_id) == "interrupted"
-        assert len(store.runs()) == 1  # the study stopped: cnn never started
+        assert len(store.runs()) == 1  # cnn never started
         assert "cancelled" in _status(app)
-        await pilot.press("3")  # still responsive: the results tab lists the run
-        runs = app.query_one("#runs", DataTable)
-        assert runs.row_count == 1 and "interrupted" in runs.get_row_at(0)
+        await pilot.press("3")
+        assert app.results.table.row_count == 1 and "interrupted" in app.results.table.get_row_at(0)
+
+
+async def test_quit_during_a_study_cancels_it(store):
+    trainer = ScriptedTrainer(wait_for_cancel=True)
+    app = KerasHWApp(store, run_study=trainer)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await _pick(pilot, app, "model", {"epochs": "5"})
+        await pilot.press("s")
+        await _wait(pilot, trainer.holding.is_set)
+        await pilot.press("q", "y")
+        await pilot.pause()
+    assert app.return_code == 0
+    nn = get_study("model").specs(Overrides(epochs=5))[0]
+    deadline = time.monotonic() + 10
+    while store.status(nn.run_id) == "running" and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+    assert store.status(nn.run_id) == "interrupted"
+
+
+async def test_bad_settings_are_refused_and_training_errors_shown(store, tmp_path):
+    trainer = ScriptedTrainer(fail_with=DataError(f"{tmp_path}/mnist.npz: not a readable .npz file"))
+    app = KerasHWApp(store, run_study=trainer)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await _pick(pilot, app, "captcha-preprocess", {"data": str(tmp_path / "missing")})
+        assert "is not a folder" in str(app.studies.settings.error.render())
+        await pilot.press("s")
+        assert app.running is None and trainer.calls == []  # refused, and said why
+        await _pick(pilot, app, "optimizer", {"data": "", "epochs": "ten"})
+        assert "whole number" in str(app.studies.settings.error.render())
+        await _pick(pilot, app, "optimizer", {"epochs": "1"})
+        await pilot.press("s")
+        await _wait(pilot, lambda: app.running is None)
+        assert "mnist.npz" in _status(app) and "data error" in _status(app)
+        assert app.is_running
+
+
+async def test_the_app_passes_its_options_to_the_trainer(store):
+    trainer = ScriptedTrainer()
+    app = KerasHWApp(store, TrainOptions(mnist="/data/mnist.npz", skip_bad=True), run_study=trainer)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await _pick(pilot, app, "lr", {"epochs": "1"})
+        await pilot.press("s")
+        await _wait(pilot, lambda: app.running is None)
+    options = trainer.calls[0][2]
+    assert options.mnist == "/data/mnist.npz" and options.skip_bad and callable(options.progress)
+
+
+async def test_captcha_preprocessing_pool_runs_under_textual(store, synth_folder, tmp_path):
+    """The preprocessing pool is spawned from the worker thread under Textual's
+    stand-in stderr (fileno -1 once broke it); progress reaches the Train pane."""
+    import shutil
+
+    from kerashw.captcha.cache import captcha_splits
+
+    # fresh mtimes: a new fingerprint, so the preprocessing cache cannot answer
+    folder = shutil.copytree(synth_folder, tmp_path / "captchas", copy_function=shutil.copyfile)
+    seen = []
+
+    def preprocess_then_script(specs, *, options, **kwargs):
+        splits, _ = captcha_splits(str(folder), "denoise", 0, progress=options.progress)
+        seen.append(sum(len(s) for s in splits.values()))
+        return ScriptedTrainer()(specs[:1], options=options, **kwargs)
+
+    app = KerasHWApp(store, run_study=preprocess_then_script)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await _pick(pilot, app, "captcha-preprocess", {"epochs": "1", "data": str(folder)})
+        await pilot.press("s")
+        await _wait(pilot, lambda: app.running is None, timeout=120)
+        assert seen == [160], _status(app)
+        headers = [c.label.plain for c in app.train_pane.metrics.columns.values()]
+        assert headers == ["ep", "phase", "loss", "c1", "c2", "c3", "c4", "whole"]
+
+
+# -- real training --------------------------------------------------------------
+
+
+async def test_smoke_real_training_of_a_study(store, mnist_path):
+    app = KerasHWApp(store, TrainOptions(mnist=str(mnist_path)))  # the real trainer
+    async with app.run_test(size=(80, 24)) as pilot:
+        await _pick(pilot, app, "optimizer", TINY)
+        await pilot.press("s")
+        await _wait(pilot, lambda: app.running is None, timeout=180)
+        assert set(app.last_statuses.values()) == {"finished"}, _status(app)
+        metrics = app.train_pane.metrics
+        assert [metrics.get_row_at(i)[1] for i in range(3)] == ["train", "val", "test"]
+        rows = store.runs(study="optimizer")
+        assert len(rows) == 2 and all(len(store.epochs(r.id)) == 3 for r in rows)
 
 
 @pytest.fixture(scope="module")
 def trained_store(tmp_path_factory, mnist_path):
+    from kerashw import train
+
     store = Store(tmp_path_factory.mktemp("tui") / "runs")
     specs = get_study("lr").specs(Overrides(epochs=1, limit=300))
     train.run_study(specs, store=store, studies=["lr"], options=TrainOptions(mnist=str(mnist_path)))
@@ -96,10 +246,10 @@ async def test_results_compare_deltas_and_export(trained_store, tmp_path, monkey
     app = KerasHWApp(store)
     async with app.run_test(size=(80, 24)) as pilot:
         await pilot.press("3")
-        runs = app.query_one("#runs", DataTable)
+        runs = app.results.table
         assert runs.row_count == 3
         await pilot.press("space", "down", "space", "down", "p", "v")
-        compare = app.query_one("#compare", DataTable)
+        compare = app.results.compare_table
         assert compare.row_count == 3  # the pinned baseline joined the two picked
         headers = [c.label.plain for c in compare.columns.values()]
         test_col, delta_col = headers.index("test top1"), headers.index("Δ test top1")
@@ -115,10 +265,10 @@ async def test_results_compare_deltas_and_export(trained_store, tmp_path, monkey
         assert {f.suffix for f in files} == {".csv", ".md"}
         assert "Δ test top1" in files[0].read_text()
         # sorting by a header puts the best test accuracy first when reversed
-        app.query_one("ResultsView").sort_column = None
-        await pilot.press(*["o"] * (list(c.value for c in runs.columns).index("test")))
-        values = [float(runs.get_row_at(i)[list(c.value for c in runs.columns).index("test")])
-                  for i in range(3)]
+        app.results.sort_column = None
+        column = list(c.value for c in runs.columns).index("test")
+        await pilot.press(*["o"] * column)
+        values = [float(runs.get_row_at(i)[column]) for i in range(3)]
         assert values == sorted(values, reverse=True)
         # x exports the highlighted run as a SavedModel, off the UI thread
         await pilot.press("x")
@@ -128,73 +278,49 @@ async def test_results_compare_deltas_and_export(trained_store, tmp_path, monkey
         assert (exported[0] / "saved_model.pb").exists() and (exported[0] / "kerashw.json").exists()
 
 
-async def test_bad_settings_and_bad_data_show_errors(store, tmp_path):
-    bad = tmp_path / "mnist.npz"
-    bad.write_bytes(b"not a zip")
-    app = KerasHWApp(store, mnist=str(bad))
-    async with app.run_test(size=(80, 24)) as pilot:
-        await _pick(pilot, app, "captcha-preprocess", {"data": str(tmp_path / "missing")})
-        assert "is not a folder" in str(app.query_one("#settings-error", Static).render())
-        await pilot.press("s")
-        assert app.running is None  # refused, and said why
-        await _pick(pilot, app, "optimizer", {"data": "", **TINY})
-        await pilot.press("s")
-        await _wait(pilot, lambda: app.running is None, timeout=60)
-        assert "mnist.npz" in _status(app)  # the error names the file
-        assert app.is_running
-
-
 async def test_tui_and_cli_write_one_store_at_once(store, mnist_path):
     env = {**os.environ, "KERASHW_MNIST": str(mnist_path)}
     cli = subprocess.Popen(
-        [sys.executable, "-m", "kerashw.cli", "train", "--exp", "lr", "--epochs", "2",
-         "--limit", "2000", "--store", str(store.home)],
+        [sys.executable, "-m", "kerashw.cli", "train", "--exp", "lr", "--epochs", "1",
+         "--limit", "300", "--store", str(store.home)],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    app = KerasHWApp(store, mnist=str(mnist_path))
+    app = KerasHWApp(store, run_study=ScriptedTrainer())
     async with app.run_test(size=(80, 24)) as pilot:
-        await _pick(pilot, app, "optimizer", {"epochs": "2", "limit": "2000"})
+        await _pick(pilot, app, "batch", {"epochs": "3", "limit": "300"})
         await pilot.press("s")
         await _wait(pilot, lambda: app.running is None)
         out, _ = await asyncio.to_thread(cli.communicate, timeout=300)
     assert cli.returncode == 0, out
     rows = store.runs()
-    assert len(rows) == 4  # lr's 3 + optimizer's sgd; both studies share the baseline run
+    assert len(rows) == 3 + 3  # lr's 3 (CLI, 1 epoch) and batch's 3 (TUI, 3 epochs)
     assert {r.status for r in rows} == {"finished"}
-    assert all(len(store.epochs(r.id)) == 2 * 3 for r in rows)  # 2 epochs x 3 phases, no doubles
+    assert sorted(len(store.epochs(r.id)) for r in rows) == [3] * 3 + [9] * 3  # no doubles, none lost
 
 
-async def test_captcha_study_on_a_data_folder(store, synth_folder, tmp_path):
-    """Preprocessing runs in a spawn pool from the worker thread, under Textual's
-    captured stderr; metrics show per character."""
-    import shutil
+def test_kerashw_tui_and_the_tui_subcommand_share_options():
+    from click.testing import CliRunner
 
-    # fresh mtimes: a new fingerprint, so the preprocessing cache cannot answer
-    synth_folder = shutil.copytree(synth_folder, tmp_path / "captchas", copy_function=shutil.copyfile)
-    app = KerasHWApp(store)
-    async with app.run_test(size=(80, 24)) as pilot:
-        await _pick(pilot, app, "captcha-preprocess", {"epochs": "1", "data": str(synth_folder)})
-        await pilot.press("s")
-        await _wait(pilot, lambda: app.running is None, timeout=300)
-        assert set(app.last_statuses.values()) == {"finished"}, _status(app)
-        metrics = app.query_one(MetricsTable)
-        headers = [c.label.plain for c in metrics.columns.values()]
-        assert headers == ["ep", "phase", "loss", "c1", "c2", "c3", "c4", "whole"]
-        assert metrics.row_count == 3
-        rows = store.runs(study="captcha-preprocess")
-        assert len(rows) == 3 and {r.spec["data"] for r in rows} == {str(synth_folder)}
+    from kerashw.cli import main
+
+    help_text = CliRunner().invoke(main, ["tui", "--help"]).output
+    assert "--store" in help_text and "--mnist" in help_text and "--skip-bad" in help_text
+    out = subprocess.run([sys.executable, "-c", "from tui.app import main; main(['--help'])"],
+                         capture_output=True, text=True)
+    assert out.returncode == 0 and "--store" in out.stdout and "kerashw-tui" in out.stdout
 
 
-async def test_quit_during_a_run_stores_it_interrupted(store, mnist_path):
-    app = KerasHWApp(store, mnist=str(mnist_path))
-    nn = get_study("model").specs(Overrides(epochs=5))[0]
-    async with app.run_test(size=(80, 24)) as pilot:
-        await _pick(pilot, app, "model", {"epochs": "5"})
-        await pilot.press("s")
-        await _wait(pilot, lambda: app.query_one(MetricsTable).row_count >= 1)
-        await pilot.press("q", "y")
-        await pilot.pause()
-    assert app.return_code == 0
-    deadline = time.monotonic() + 60
-    while store.status(nn.run_id) == "running" and time.monotonic() < deadline:
-        await asyncio.sleep(0.2)  # the training thread stops at its next step
-    assert store.status(nn.run_id) == "interrupted"
+def test_studies_table_lists_every_study(store):
+    async def run():
+        app = KerasHWApp(store, run_study=ScriptedTrainer())
+        async with app.run_test(size=(80, 24)) as pilot:
+            await pilot.pause()
+            return [app.studies.table.get_row_at(i)[0] for i in range(app.studies.table.row_count)]
+
+    assert asyncio.run(run()) == list(STUDIES)
+
+
+def test_settings_inputs_are_typed():
+    from tui.studies_pane import SettingsForm
+
+    form = SettingsForm()
+    assert isinstance(form.inputs["epochs"], Input) and form.inputs["data"].type == "text"

@@ -42,12 +42,15 @@ class ResultsView(Vertical):
         self.sort_column: str | None = None
         self.sort_reverse = False
         self.comparison: tuple[list[str], list[list[str]]] | None = None
+        self.table = DataTable(id="runs", cursor_type="row")
+        self.title_line = Static("space select · p pin baseline · v compare · o sort · "
+                                 "e export comparison · x export model", id="compare-title")
+        self.compare_table = DataTable(id="compare", cursor_type="row")
 
     def compose(self) -> ComposeResult:
-        yield DataTable(id="runs", cursor_type="row")
-        yield Static("space select · p pin baseline · v compare · o sort · "
-                     "e export comparison · x export model", id="compare-title")
-        yield DataTable(id="compare", cursor_type="row")
+        yield self.table
+        yield self.title_line
+        yield self.compare_table
 
     def on_mount(self) -> None:
         self.reload()
@@ -55,7 +58,7 @@ class ResultsView(Vertical):
     # -- the runs table ------------------------------------------------------
 
     def reload(self) -> None:
-        table = self.query_one("#runs", DataTable)
+        table = self.table
         rows = self.store.runs()
         self.rows = {r.id: r for r in rows}
         self.selected = [i for i in self.selected if i in self.rows]
@@ -80,12 +83,12 @@ class ResultsView(Vertical):
         return ("*" if run_id == self.baseline else "") + ("✓" if run_id in self.selected else "")
 
     def _remark(self) -> None:
-        table = self.query_one("#runs", DataTable)
+        table = self.table
         for run_id in self.rows:
             table.update_cell(run_id, "mark", self._mark(run_id), update_width=True)
 
     def current(self) -> str | None:
-        table = self.query_one("#runs", DataTable)
+        table = self.table
         if not self.rows or table.row_count == 0:
             return None
         return table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
@@ -99,7 +102,7 @@ class ResultsView(Vertical):
         event.data_table.sort(column, key=_sort_key, reverse=self.sort_reverse)
 
     def action_sort_next(self) -> None:
-        table = self.query_one("#runs", DataTable)
+        table = self.table
         keys = [c.value for c in table.columns if c.value != "mark"]
         if not self.rows or not keys:
             return
@@ -145,11 +148,11 @@ class ResultsView(Vertical):
         rows = [self.rows[i] for i in sorted(self.selected, key=lambda i: i != baseline)]  # baseline first
         headers, cells = report.compare_rows(rows, baseline)
         self.comparison = (headers, cells)
-        table = self.query_one("#compare", DataTable)
+        table = self.compare_table
         table.clear(columns=True)
         table.add_columns(*headers)
         table.add_rows(cells)
-        self.query_one("#compare-title", Static).update(
+        self.title_line.update(
             f"comparing {len(rows)} runs against * {baseline[:8]} "
             f"({self.rows[baseline].label}); Δ in points, seconds · e exports it")
         self.add_class("comparing")

@@ -1,0 +1,144 @@
+"""Train tab: the study's status, the epoch's progress, the metrics per epoch and phase,
+and the loss/accuracy curves. The training thread's listener posts its messages
+here; this pane owns what they change on screen, and they bubble on to the app,
+which keeps track of the study as a whole."""
+from __future__ import annotations
+
+from textual.app import ComposeResult
+from textual.containers import Horizontal, Vertical
+from textual.widgets import DataTable, Label, ProgressBar, Static
+from textual_plotext import PlotextPlot
+
+from kerashw import report
+from kerashw.captcha.constants import HEADS
+from tui.messages import (EpochEnded, EpochStarted, RunFailed, RunStarted, StepProgress, StudyFinished,
+                          StudyStarted)
+
+IDLE = "No study running. Pick one on the Studies tab and press s."
+
+
+class Curves(Horizontal):
+    """Loss and accuracy per epoch, train vs val, redrawn after each epoch."""
+
+    def compose(self) -> ComposeResult:
+        yield PlotextPlot(id="loss-plot")
+        yield PlotextPlot(id="acc-plot")
+
+    def on_mount(self) -> None:
+        self.draw([])
+
+    def draw(self, history: list[dict]) -> None:
+        for plot_id, key, title in (("#loss-plot", "loss", "loss"),
+                                    ("#acc-plot", "top1", "top-1 % (captcha: mean of chars)")):
+            widget = self.query_one(plot_id, PlotextPlot)
+            plt = widget.plt
+            plt.clear_data()
+            plt.clear_figure()
+            plt.title(title)
+            for phase in ("train", "val"):
+                points = [(r["epoch"], r[key] * (100 if key == "top1" else 1))
+                          for r in history if r["phase"] == phase and r.get(key) is not None]
+                if points:
+                    xs, ys = zip(*points)
+                    plt.plot(list(xs), list(ys), label=phase, marker="braille")
+            epochs = sorted({r["epoch"] for r in history})
+            if epochs:
+                step = max(1, len(epochs) // 6)  # whole epochs, at most ~6 ticks
+                plt.xticks(epochs[::step])
+            if key == "top1":
+                plt.ylim(0, 100)  # a fixed scale: one epoch's point would otherwise fill it
+            widget.refresh()
+
+
+class MetricsTable(DataTable):
+    """The report's terms per epoch and phase: loss, top-1, top-3 or per character."""
+
+    def start(self, task: str) -> None:
+        self.clear(columns=True)
+        self.kind = task
+        cols = ["ep", "phase", "loss"]
+        cols += ["c1", "c2", "c3", "c4", "whole"] if task == "captcha" else ["top-1", "top-3"]
+        self.add_columns(*cols)
+
+    def add_record(self, r: dict) -> None:
+        cells = [f"{r['epoch']}/{r['epochs']}", r["phase"], f"{r['loss']:.4f}"]
+        if getattr(self, "kind", "mnist") == "captcha":
+            cells += [report.pct(r.get(f"{k}_acc")) for k in HEADS]
+            cells.append(report.pct(r.get("whole")))
+        else:
+            cells += [report.pct(r.get("top1")), report.pct(r.get("top3"))]
+        self.add_row(*cells)
+        self.move_cursor(row=self.row_count - 1)  # keep the newest line in view
+
+
+class TrainPane(Vertical):
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.status = Static(IDLE, id="run-status")
+        self.progress_label = Label("", id="progress-label")
+        self.bar = ProgressBar(id="epoch-progress", show_eta=True)
+        self.metrics = MetricsTable(id="metrics")
+        self.curves = Curves(id="curves")
+        self.study = ""  # the study training now, or last
+        self.history: list[dict] = []  # phase records of the current run
+        self.last_error = ""  # kept for the study's summary line; toasts fade
+
+    def compose(self) -> ComposeResult:
+        yield self.status
+        with Horizontal(id="progress-row"):
+            yield self.progress_label
+            yield self.bar
+        yield self.metrics
+        yield self.curves
+
+    def begin(self, study: str) -> None:
+        """A start, before the worker has said anything (TensorFlow may take seconds to load)."""
+        self.study, self.history, self.last_error = study, [], ""
+        self.status.update(f"study {study}: loading TensorFlow and data…")
+
+    def cancelling(self) -> None:
+        self.status.update(f"study {self.study}: cancelling; the current run is stored as interrupted…")
+
+    def on_study_started(self, m: StudyStarted) -> None:
+        self.status.update(f"study {m.study}: {m.runs} run(s), {m.finished} already finished, "
+                           f"estimated {m.estimate}")
+
+    def on_run_started(self, m: RunStarted) -> None:
+        self.history = []
+        self.status.update(f"[b]{self.study}[/b] run {m.index}/{m.total}: {m.label}  "
+                           f"[dim]{m.run_id[:8]} · {m.params[0]:,} params[/dim]")
+        self.metrics.start(m.task)
+        self.curves.draw([])
+
+    def on_epoch_started(self, m: EpochStarted) -> None:
+        self.progress_label.update(f"epoch {m.epoch}/{m.epochs}")
+        self.bar.update(total=None)  # restarts the ETA estimate for the new epoch
+        self.bar.update(total=m.steps, progress=0)
+
+    def on_step_progress(self, m: StepProgress) -> None:
+        if m.description:
+            self.progress_label.update(m.description[:24])
+        self.bar.update(total=m.steps, progress=m.step)
+
+    def on_epoch_ended(self, m: EpochEnded) -> None:
+        self.history.append(m.record)
+        self.metrics.add_record(m.record)
+        if m.record["phase"] != "test":
+            self.curves.draw(self.history)
+
+    def on_run_failed(self, m: RunFailed) -> None:
+        where = f"run {m.run_id[:8]}: " if m.run_id else ""
+        self.last_error = f"{where}{m.error}"
+        self.status.update(f"[red]{self.last_error}[/red]")
+
+    def on_study_finished(self, m: StudyFinished) -> None:
+        counts: dict[str, int] = {}
+        for status in m.statuses.values():
+            counts[status] = counts.get(status, 0) + 1
+        summary = ", ".join(f"{n} {s}" for s, n in counts.items()) or "no runs"
+        if m.cancelled:
+            self.status.update(f"{m.study} cancelled: {summary}. s resumes (finished runs skipped)")
+        elif "failed" in counts:
+            self.status.update(f"[red]study {m.study} done: {summary}. Last error: {self.last_error}[/red]")
+        elif m.statuses:
+            self.status.update(f"study {m.study} done: {summary}. Results on tab 3.")
