@@ -122,6 +122,11 @@ class RunSpec:
         return cls(**{**LATER_DEFAULTS, **{k: v for k, v in d.items() if k in known}})
 
 
+def unique(specs) -> list[RunSpec]:
+    """Resolved specs without repeats, in order: a baseline shared by studies is one run."""
+    return list(dict.fromkeys(s.resolved() for s in specs))
+
+
 def baseline(task: str = "mnist") -> RunSpec:
     """The report's baseline for each part."""
     if task == "captcha":

@@ -15,7 +15,7 @@ import statistics
 from dataclasses import dataclass
 from pathlib import Path
 
-from kerashw.config import RunSpec
+from kerashw.config import RunSpec, unique
 
 # Seconds per epoch per 1,000 training images at batch 64, val + test passes included,
 # measured with `kerashw train` / benchmarks/captcha_study.py on the reference machine
@@ -122,9 +122,9 @@ class Plan:
 def plan(specs, store=None, force: bool = False) -> Plan:
     """`store` is a Store or a Timings read from one; `force` re-runs finished runs."""
     timings = _timings(store)
-    unique = list(dict.fromkeys(s.resolved() for s in specs))
-    todo = unique if force else [s for s in unique if s.run_id not in timings.finished]
-    return Plan(len(unique), len(unique) - len(todo), sum(run_seconds(s, timings) for s in todo))
+    specs = unique(specs)
+    todo = specs if force else [s for s in specs if s.run_id not in timings.finished]
+    return Plan(len(specs), len(specs) - len(todo), sum(run_seconds(s, timings) for s in todo))
 
 
 def human(seconds: float) -> str:

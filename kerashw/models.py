@@ -9,6 +9,9 @@ import keras
 from keras import layers
 
 from kerashw import blocks
+from kerashw.captcha.constants import HEIGHT, NUM_CLASSES, WIDTH
+
+CAPTCHA_INPUT = (HEIGHT, WIDTH, 3)  # `original`; the denoise variants have 1 channel
 
 
 def build_nn(input_shape=(28, 28), num_classes=10, *, activation="relu", init="torch", name="nn"):
@@ -51,7 +54,7 @@ def _heads(x, num_classes, init):
             for i in range(1, 5)}
 
 
-def build_baseline(input_shape=(50, 130, 3), num_classes=19, *, activation="relu", init="torch", name="baseline"):
+def build_baseline(input_shape=CAPTCHA_INPUT, num_classes=NUM_CLASSES, *, activation="relu", init="torch", name="baseline"):
     """The TA's CNN: Conv32(same)-Conv32-Pool-Conv64(same)-Conv64-Pool-Conv128(same)-Conv128-BN-Pool
     -Conv256(same)-Conv256(same)-Pool-Conv512(same)-BN-Pool-Flatten-Dropout(0.5)-4 x Dense(19)."""
     inputs = keras.Input(shape=input_shape, name=f"{name}_input")
@@ -72,7 +75,7 @@ def build_baseline(input_shape=(50, 130, 3), num_classes=19, *, activation="relu
     return keras.Model(inputs, _heads(x, num_classes, init), name=name)
 
 
-def build_simple_cnn(input_shape=(50, 130, 3), num_classes=19, *, activation="relu", init="torch", name="simple_cnn"):
+def build_simple_cnn(input_shape=CAPTCHA_INPUT, num_classes=NUM_CLASSES, *, activation="relu", init="torch", name="simple_cnn"):
     """A plain small CNN with a large dense layer: Conv32-Pool-Conv64-Pool-Flatten-Dense512-4 heads.
     Most of its ~12.6M parameters sit in the dense layer, as in the report's SimpleCNN."""
     inputs = keras.Input(shape=input_shape, name=f"{name}_input")
@@ -85,7 +88,7 @@ def build_simple_cnn(input_shape=(50, 130, 3), num_classes=19, *, activation="re
     return keras.Model(inputs, _heads(x, num_classes, init), name=name)
 
 
-def build_resnet18(input_shape=(50, 130, 3), num_classes=19, *, activation="relu", init="torch", name="resnet18",
+def build_resnet18(input_shape=CAPTCHA_INPUT, num_classes=NUM_CLASSES, *, activation="relu", init="torch", name="resnet18",
                    channels=(64, 64, 128, 256, 512), blocks_per_stage=(2, 2, 2, 2), strides=(1, 2, 2, 2)):
     """ResNet18 (torchvision layout): 7x7/2 stem conv + 3x3/2 max pool, four stages of basic
     blocks, global average pool, four heads. `channels` = stem then each stage."""
@@ -100,7 +103,7 @@ def build_resnet18(input_shape=(50, 130, 3), num_classes=19, *, activation="relu
     return keras.Model(inputs, _heads(x, num_classes, init), name=name)
 
 
-def build_resnet18_mod(input_shape=(50, 130, 3), num_classes=19, *, activation="relu", init="torch", name="resnet18_mod"):
+def build_resnet18_mod(input_shape=CAPTCHA_INPUT, num_classes=NUM_CLASSES, *, activation="relu", init="torch", name="resnet18_mod"):
     """The report's slim ResNet18: the same builder with channels 16,16,16,32,32 (95,164 params)."""
     return build_resnet18(input_shape, num_classes, activation=activation, init=init, name=name,
                           channels=(16, 16, 16, 32, 32))

@@ -8,7 +8,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Callable
 
-from kerashw.config import RunSpec, baseline
+from kerashw.config import RunSpec, baseline, unique
 
 
 @dataclass(frozen=True)
@@ -24,7 +24,7 @@ class Study:
         specs = self.make()
         if overrides is not None:
             specs = [overrides.apply(s) for s in specs]
-        return list(dict.fromkeys(s.resolved() for s in specs))
+        return unique(specs)
 
 
 def _vary(field: str, values, task="mnist") -> Callable[[], list[RunSpec]]:

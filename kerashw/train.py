@@ -18,7 +18,7 @@ import keras
 
 from kerashw import __version__, task as tasks
 from kerashw.callbacks import BestWeights, CancelOnEvent, EpochProgress, EvaluateSplits, StoreWriter
-from kerashw.config import DataError, RunSpec, TrainOptions
+from kerashw.config import DataError, RunSpec, TrainOptions, unique
 from kerashw.listener import Listener
 from kerashw.models import count_params, get_model
 from kerashw.store import Store
@@ -186,22 +186,22 @@ def run_study(specs, *, store: Store, studies=(), listener: Listener | None = No
     """
     listener = listener or Listener()
     results = []
-    unique = list(dict.fromkeys(s.resolved() for s in specs))  # a shared baseline runs once
-    for i, spec in enumerate(unique, start=1):
+    specs = unique(specs)  # a shared baseline runs once
+    for i, spec in enumerate(specs, start=1):
         if cancel is not None and cancel.is_set():
             break
         previous = store.status(spec.run_id)
         if previous == "finished" and not force:
             store.add_studies(spec.run_id, studies)
             row = store.get(spec.run_id)
-            listener.run_skipped(spec, i, len(unique), previous)
+            listener.run_skipped(spec, i, len(specs), previous)
             results.append(RunResult(spec.run_id, spec, "skipped", row.elapsed or 0.0,
                                      (row.trainable_params or 0, row.total_params or 0),
                                      row.final, row.best))
             continue
         try:
             result = run(spec, store=store, studies=studies, listener=listener, cancel=cancel,
-                         index=i, total=len(unique), options=options)
+                         index=i, total=len(specs), options=options)
         except (KeyboardInterrupt, DataError):
             raise  # bad data fails every run alike: stop the study and say why
         except Exception as exc:

@@ -17,7 +17,6 @@ from kerashw.studies import STUDIES, get_study
 from kerashw.store import Store
 from tui.app import KerasHWApp
 from tui.confirm import ConfirmScreen
-from tui.train_pane import MetricsTable
 
 TINY = {"epochs": "1", "limit": "300"}
 

@@ -202,7 +202,7 @@ def run_app(store_path=None, mnist=None, skip_bad=False) -> int:
     try:
         store = Store(store_path)
     except ValueError as exc:
-        raise click.ClickException(str(exc)) from None
+        raise click.BadParameter(str(exc), param_hint="--store") from None
     log = store.home / "tui-stderr.log"
     app = KerasHWApp(store, TrainOptions(mnist=mnist, skip_bad=skip_bad))
     start = log.stat().st_size if log.exists() else 0

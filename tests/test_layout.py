@@ -1,0 +1,69 @@
+"""The architecture as a test: kerashw's modules import only modules before them in
+ORDER (README's Architecture section is this list), nothing in kerashw imports
+textual, only the CLI imports click (and the TUI, for `kerashw tui`), and the store
+never imports keras. Every import counts, also the ones inside functions."""
+import ast
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+ORDER = [
+    "kerashw", "kerashw.config", "kerashw.listener", "kerashw.stdio", "kerashw.parallel",
+    "kerashw.store", "kerashw.studies", "kerashw.task", "kerashw.pipeline",
+    "kerashw.mnist", "kerashw.mnist.source", "kerashw.mnist.task",
+    "kerashw.captcha", "kerashw.captcha.constants", "kerashw.captcha.synth", "kerashw.captcha.preprocess",
+    "kerashw.captcha.folders", "kerashw.captcha.cache", "kerashw.captcha.task", "kerashw.captcha.preview",
+    "kerashw.estimate", "kerashw.blocks", "kerashw.models", "kerashw.callbacks", "kerashw.train",
+    "kerashw.report", "kerashw.export", "kerashw.clirun", "kerashw.cli",
+]
+
+
+def _module_name(path: Path) -> str:
+    parts = path.relative_to(ROOT).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _imports(path: Path) -> set[str]:
+    """Every module a file imports; `from kerashw import x` is kerashw.x when x is a module."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found |= {a.name for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.add(node.module)
+            found |= {f"{node.module}.{a.name}" for a in node.names if f"{node.module}.{a.name}" in ORDER}
+    return found
+
+
+def test_every_kerashw_module_is_placed_in_the_order():
+    modules = {_module_name(p) for p in (ROOT / "kerashw").rglob("*.py")}
+    assert modules == set(ORDER)
+
+
+def test_kerashw_imports_only_what_comes_before():
+    for path in (ROOT / "kerashw").rglob("*.py"):
+        me = _module_name(path)
+        for imported in _imports(path):
+            if imported.startswith("kerashw"):
+                target = imported if imported in ORDER else imported.rsplit(".", 1)[0]
+                assert ORDER.index(target) <= ORDER.index(me), f"{me} imports {imported}, which comes after it"
+
+
+def test_front_end_libraries_stay_at_the_edges():
+    for path in (ROOT / "kerashw").rglob("*.py"):
+        me, imported = _module_name(path), _imports(path)
+        top = {name.split(".")[0] for name in imported}
+        assert "textual" not in top, f"{me} imports textual"
+        if me != "kerashw.cli":
+            assert "click" not in top and "tui" not in top, f"{me} imports click or the TUI"
+    store_imports = {n.split(".")[0] for n in _imports(ROOT / "kerashw" / "store.py")}
+    assert not store_imports & {"keras", "tensorflow"}
+
+
+def test_the_tui_loads_tensorflow_only_in_its_worker():
+    for path in (ROOT / "tui").glob("*.py"):
+        tree = ast.parse(path.read_text())
+        top_level = [n for n in tree.body if isinstance(n, (ast.Import, ast.ImportFrom))]
+        names = {a.name for n in top_level for a in n.names} | {n.module for n in top_level
+                                                                 if isinstance(n, ast.ImportFrom)}
+        assert not names & {"kerashw.train", "keras", "tensorflow"}, path.name
