@@ -93,6 +93,13 @@ async def _pick(pilot, app, study, settings):
     app.studies.table.focus()
 
 
+async def _start_model_study_and_hold(pilot, app):
+    """Start the `model` study (5 epochs) and wait until its trainer holds after epoch 1."""
+    await _pick(pilot, app, "model", {"epochs": "5"})
+    await pilot.press("s")
+    await _wait(pilot, app.run_study.holding.is_set)
+
+
 def _status(app) -> str:
     return str(app.train_pane.status.render())
 
@@ -122,12 +129,9 @@ async def test_a_study_fills_metrics_and_the_store_then_a_second_start_skips(sto
 
 
 async def test_cancel_stores_interrupted_and_the_study_stops(store):
-    trainer = ScriptedTrainer(wait_for_cancel=True)
-    app = KerasHWApp(store, run_study=trainer)
+    app = KerasHWApp(store, run_study=ScriptedTrainer(wait_for_cancel=True))
     async with app.run_test(size=(80, 24)) as pilot:
-        await _pick(pilot, app, "model", {"epochs": "5"})
-        await pilot.press("s")
-        await _wait(pilot, trainer.holding.is_set)
+        await _start_model_study_and_hold(pilot, app)
         await pilot.press("q")  # a study is training: quitting asks first
         assert isinstance(app.screen, ConfirmScreen)
         await pilot.press("n")
@@ -143,12 +147,9 @@ async def test_cancel_stores_interrupted_and_the_study_stops(store):
 
 
 async def test_quit_during_a_study_cancels_it(store):
-    trainer = ScriptedTrainer(wait_for_cancel=True)
-    app = KerasHWApp(store, run_study=trainer)
+    app = KerasHWApp(store, run_study=ScriptedTrainer(wait_for_cancel=True))
     async with app.run_test(size=(80, 24)) as pilot:
-        await _pick(pilot, app, "model", {"epochs": "5"})
-        await pilot.press("s")
-        await _wait(pilot, trainer.holding.is_set)
+        await _start_model_study_and_hold(pilot, app)
         await pilot.press("q", "y")
         await pilot.pause()
     assert app.return_code == 0
