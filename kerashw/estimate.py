@@ -27,6 +27,7 @@ SECONDS_PER_1K = {
     "simple_cnn": 8.0,  # 190 s for 6 epochs
     "resnet18": 19.0,  # 451 s for 6 epochs
     "resnet18_mod": 2.7,  # 270-320 s for 25 epochs
+    "resnet18_tiny": 2.0,  # captcha-tiny: 60 epochs of 3,986 real captchas
 }
 STEP_OVERHEAD = 0.0018  # Keras's per-step cost beyond the math (with steps_per_execution)
 WARM_UP = {"mnist": 5.0, "captcha": 20.0}  # building, tracing, first data pass
