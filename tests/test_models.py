@@ -44,3 +44,26 @@ def test_captcha_models_have_four_named_heads(name):
     for head in out.values():
         assert head.shape == (2, 19)
         np.testing.assert_allclose(np.asarray(head).sum(axis=1), 1.0, rtol=1e-5)
+
+
+def test_torch_init_draws_kernels_and_biases_like_pytorch():
+    import numpy as np
+
+    model = get_model("nn")((28, 28), 10, init="torch")
+    dense = model.get_layer("nn_1_dense")
+    kernel, bias = (np.asarray(w) for w in dense.get_weights())
+    bound = 1 / np.sqrt(784)  # PyTorch's Linear: kaiming_uniform(a=sqrt(5)) = U(+-1/sqrt(fan_in))
+    assert np.abs(kernel).max() <= bound and np.abs(kernel).max() > 0.95 * bound
+    assert abs(kernel.std() - bound / np.sqrt(3)) < 0.05 * bound  # uniform, not Glorot's narrower spread
+    assert np.abs(bias).max() <= bound and np.abs(bias).max() > 0.5 * bound  # bias drawn too
+    conv = get_model("resnet18_mod")((50, 130, 3), 19, init="torch").get_layer("resnet18_mod_stem_conv")
+    fan_in = 7 * 7 * 3
+    assert np.abs(np.asarray(conv.kernel)).max() <= 1 / np.sqrt(fan_in)
+    keras_init = get_model("nn")((28, 28), 10, init="keras").get_layer("nn_1_dense")
+    assert not np.asarray(keras_init.bias).any()  # Keras's default: zero bias
+
+
+def test_resnets_honour_the_activation():
+    model = get_model("resnet18_mod")((50, 130, 1), 19, activation="tanh")
+    acts = {layer.get_config()["activation"] for layer in model.layers if type(layer).__name__ == "Activation"}
+    assert acts == {"tanh"}

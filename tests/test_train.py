@@ -111,3 +111,34 @@ def test_steps_per_execution_keeps_progress_updates():
     assert train.steps_per_execution(12_000) == 32
     assert train.steps_per_execution(750) == 15
     assert train.steps_per_execution(47) == 1
+
+
+def test_cosine_schedule_warms_up_then_decays_and_adamw_decays_weights():
+    import dataclasses
+
+    import keras
+
+    spec = RunSpec(optimizer="adamw", lr=3e-3, weight_decay=1e-4, schedule="cosine", warmup=2, epochs=10)
+    opt = train.make_optimizer(spec, steps=100)
+    schedule = opt._learning_rate  # the schedule object (learning_rate is its current value)
+    assert float(schedule(0)) == 0.0
+    assert float(schedule(100)) == pytest.approx(1.5e-3, rel=1e-3)  # halfway up the warm-up
+    assert float(schedule(200)) == pytest.approx(3e-3, rel=1e-3)  # the peak
+    assert float(schedule(1000)) == pytest.approx(0.0, abs=1e-7)  # decayed to 0 at the end
+    assert isinstance(opt, keras.optimizers.AdamW) and opt.weight_decay == pytest.approx(1e-4)
+    plain = train.make_optimizer(dataclasses.replace(spec, optimizer="adam", weight_decay=0.0,
+                                                     schedule="constant", warmup=0), steps=100)
+    assert float(plain.learning_rate) == pytest.approx(3e-3) and plain.weight_decay is None
+
+
+def test_label_smoothing_loss_matches_the_formula():
+    import numpy as np
+
+    from kerashw.task import sparse_ce
+
+    probs = np.array([[0.7, 0.2, 0.1], [0.1, 0.1, 0.8]], dtype="float32")
+    labels = np.array([0, 1])
+    loss = np.asarray(sparse_ce(0.1)(labels, probs))
+    target = np.full((2, 3), 0.1 / 3) + 0.9 * np.eye(3)[labels]
+    np.testing.assert_allclose(loss, -(target * np.log(probs)).sum(1), rtol=1e-5)
+    assert sparse_ce(0.0) == "sparse_categorical_crossentropy"
