@@ -67,3 +67,24 @@ def synth_folder(tmp_path_factory) -> Path:
     from kerashw.captcha import synth
 
     return synth.ensure_synthetic(tmp_path_factory.mktemp("synth") / "s160", n=160, seed=3)
+
+
+@pytest.fixture(scope="session")
+def captcha_run(tmp_path_factory, synth_folder):
+    """One real captcha run, trained once through the CLI (resnet18_mod, denoise, 1 epoch on
+    64 synthetic images) and shared: (store, run row, the command's output). Training a
+    captcha model costs ~15 s here, so the tests that read one share it."""
+    from click.testing import CliRunner
+
+    from kerashw.cli import main
+    from kerashw.store import Store
+
+    home = tmp_path_factory.mktemp("captcha-run") / "st"
+    r = CliRunner().invoke(main, ["train", "--model", "resnet18_mod", "--preprocess", "denoise",
+                                  "--data", str(synth_folder), "--epochs", "1", "--limit", "64",
+                                  "--store", str(home)])
+    assert r.exit_code == 0, r.output
+    store = Store(home)
+    (row,) = store.runs()
+    return store, row, r.output
+

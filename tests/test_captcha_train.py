@@ -5,42 +5,29 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from kerashw import train
 from kerashw.cli import main
-from kerashw.config import RunSpec
 
 
-def cap_spec(folder, **kw):
-    return RunSpec(task="captcha", model="resnet18_mod", lr=1e-3, epochs=1, preprocess="denoise2",
-                   data=str(folder), **kw)
-
-
-def test_one_epoch_stores_per_character_metrics(store, synth_folder):
-    spec = cap_spec(synth_folder, limit=64)
-    result = train.run(spec, store=store)
-    assert result.status == "finished"
-    eps = store.epochs(spec.run_id)
+def test_one_epoch_stores_per_character_metrics(captcha_run):
+    store, row, _ = captcha_run
+    assert row.status == "finished" and row.spec["preprocess"] == "denoise"
+    eps = store.epochs(row.id)
     assert [(e["phase"], e["samples"]) for e in eps] == [("train", 64), ("val", 20), ("test", 60)]
     for e in eps:
         accs = [e[f"char_{k}_acc"] for k in range(1, 5)]
         assert all(0 <= a <= 1 for a in accs) and 0 <= e["whole"] <= min(accs)
         assert e["top1"] == pytest.approx(sum(accs) / 4) and e["loss"] > 0
-    conf = json.loads((store.run_dir(spec.run_id) / "confusion_test.json").read_text())
+    conf = json.loads((store.run_dir(row.id) / "confusion_test.json").read_text())
     assert sorted(conf) == ["char_1", "char_2", "char_3", "char_4"]
     assert sum(map(sum, conf["char_1"])) == 60
     diag = sum(conf["char_2"][k][k] for k in range(19)) / 60
     assert diag == pytest.approx(eps[2]["char_2_acc"], abs=1e-6)
 
 
-def test_cli_confusion_and_results(tmp_path, synth_folder):
-    st = str(tmp_path / "st")
-    r = CliRunner().invoke(main, ["train", "--model", "resnet18_mod", "--preprocess", "denoise",
-                                  "--data", str(synth_folder), "--epochs", "1", "--limit", "32",
-                                  "--store", st])
-    assert r.exit_code == 0, r.output
-    assert "Top-1 Accuracies: ['" in r.output and "Whole: " in r.output
-    rid = json.loads(CliRunner().invoke(main, ["results", "--store", st, "--format", "json"]).output)[0]["id"]
-    r = CliRunner().invoke(main, ["results", rid, "--confusion", "--store", st])
+def test_cli_confusion_and_results(captcha_run):
+    store, row, output = captcha_run
+    assert "Top-1 Accuracies: ['" in output and "Whole: " in output
+    r = CliRunner().invoke(main, ["results", row.id, "--confusion", "--store", str(store.home)])
     assert r.exit_code == 0, r.output
     assert "most-confused pairs" in r.output and "per-position test accuracy" in r.output
 

@@ -12,16 +12,10 @@ from kerashw.config import RunSpec, TrainOptions
 
 
 @pytest.fixture(scope="module")
-def captcha_export(tmp_path_factory, synth_folder):
-    from kerashw.store import Store
-
-    root = tmp_path_factory.mktemp("exp")
-    store = Store(root / "st")
-    spec = RunSpec(task="captcha", model="resnet18_mod", lr=1e-3, epochs=1, preprocess="denoise",
-                   data=str(synth_folder), limit=64)
-    train.run(spec, store=store, studies=["captcha"])
-    out = export.export_run(store, store.get(spec.run_id), root / "saved")
-    return store, spec, out
+def captcha_export(tmp_path_factory, captcha_run):
+    store, row, _ = captcha_run
+    out = export.export_run(store, row, tmp_path_factory.mktemp("exp") / "saved")
+    return store, RunSpec.from_dict(row.spec), out
 
 
 def test_metadata_and_reload_round_trip(captcha_export):
