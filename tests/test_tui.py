@@ -281,7 +281,7 @@ async def test_results_compare_deltas_and_export(trained_store, tmp_path, monkey
 async def test_tui_and_cli_write_one_store_at_once(store, mnist_path):
     env = {**os.environ, "KERASHW_MNIST": str(mnist_path)}
     cli = subprocess.Popen(
-        [sys.executable, "-m", "kerashw.cli", "train", "--exp", "lr", "--epochs", "1",
+        [sys.executable, "-m", "kerashw.cli", "train", "--exp", "optimizer", "--epochs", "1",
          "--limit", "300", "--store", str(store.home)],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     app = KerasHWApp(store, run_study=ScriptedTrainer())
@@ -292,9 +292,9 @@ async def test_tui_and_cli_write_one_store_at_once(store, mnist_path):
         out, _ = await asyncio.to_thread(cli.communicate, timeout=300)
     assert cli.returncode == 0, out
     rows = store.runs()
-    assert len(rows) == 3 + 3  # lr's 3 (CLI, 1 epoch) and batch's 3 (TUI, 3 epochs)
+    assert len(rows) == 2 + 3  # optimizer's 2 (CLI, 1 epoch) and batch's 3 (TUI, 3 epochs)
     assert {r.status for r in rows} == {"finished"}
-    assert sorted(len(store.epochs(r.id)) for r in rows) == [3] * 3 + [9] * 3  # no doubles, none lost
+    assert sorted(len(store.epochs(r.id)) for r in rows) == [3] * 2 + [9] * 3  # no doubles, none lost
 
 
 def test_kerashw_tui_and_the_tui_subcommand_share_options():
