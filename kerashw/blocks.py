@@ -75,3 +75,21 @@ def apply_stack(x, filters, blocks, *, strides=1, activation="relu", name, init=
         x = apply_basic_block(x, filters, strides=strides if i == 1 else 1, activation=activation,
                               init=init, name=f"{name}_block{i}")
     return x
+
+
+def apply_position_pool(x, positions, *, name, init="torch"):
+    """One attention map per character position over the feature map: a 1x1 conv scores
+    every spatial cell for each position, a softmax over the cells turns the scores into
+    weights, and each position gets its own weighted average of the features.
+    Global average pooling gives all four heads the same vector, so each head must find
+    "its" character in channels alone; this lets each head look at its own place, for
+    (channels + 1) x positions parameters. Returns one (batch, channels) tensor per position."""
+    h, w, c = (int(d) for d in x.shape[1:])
+    scores = conv2d(x, positions, 1, init=init, name=f"{name}_scores")
+    scores = layers.Reshape((h * w, positions), name=f"{name}_scores_flat")(scores)
+    weights = layers.Softmax(axis=1, name=f"{name}_weights")(scores)
+    feats = layers.Reshape((h * w, c), name=f"{name}_features_flat")(x)
+    pooled = layers.Dot(axes=1, name=f"{name}_pooled")([weights, feats])  # (batch, positions, c)
+    return [layers.Flatten(name=f"{name}_{k + 1}")(
+                layers.Cropping1D((k, positions - 1 - k), name=f"{name}_{k + 1}_pick")(pooled))
+            for k in range(positions)]

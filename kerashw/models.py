@@ -9,7 +9,7 @@ import keras
 from keras import layers
 
 from kerashw import blocks
-from kerashw.captcha.constants import HEIGHT, NUM_CLASSES, WIDTH
+from kerashw.captcha.constants import HEADS, HEIGHT, NUM_CLASSES, WIDTH
 
 CAPTCHA_INPUT = (HEIGHT, WIDTH, 3)  # `original`; the denoise variants have 1 channel
 
@@ -49,9 +49,10 @@ def build_cnn(input_shape=(28, 28), num_classes=10, *, activation="relu", init="
 
 
 def _heads(x, num_classes, init):
-    """Four softmax heads named char_1..char_4, as in the TA baseline."""
-    return {f"char_{i}": blocks.dense(x, num_classes, activation="softmax", init=init, name=f"char_{i}")
-            for i in range(1, 5)}
+    """Four softmax heads named char_1..char_4, as in the TA baseline. `x` is one feature
+    vector for all heads, or a list with one per head (position pooling)."""
+    xs = x if isinstance(x, list) else [x] * len(HEADS)
+    return {h: blocks.dense(xi, num_classes, activation="softmax", init=init, name=h) for h, xi in zip(HEADS, xs)}
 
 
 def build_baseline(input_shape=CAPTCHA_INPUT, num_classes=NUM_CLASSES, *, activation="relu", init="torch", name="baseline"):
@@ -89,9 +90,11 @@ def build_simple_cnn(input_shape=CAPTCHA_INPUT, num_classes=NUM_CLASSES, *, acti
 
 
 def build_resnet18(input_shape=CAPTCHA_INPUT, num_classes=NUM_CLASSES, *, activation="relu", init="torch", name="resnet18",
-                   channels=(64, 64, 128, 256, 512), blocks_per_stage=(2, 2, 2, 2), strides=(1, 2, 2, 2)):
+                   channels=(64, 64, 128, 256, 512), blocks_per_stage=(2, 2, 2, 2), strides=(1, 2, 2, 2),
+                   pool="avg"):
     """ResNet18 (torchvision layout): 7x7/2 stem conv + 3x3/2 max pool, four stages of basic
-    blocks, global average pool, four heads. `channels` = stem then each stage."""
+    blocks, global average pool (or `pool="position"`: one attention pool per head,
+    blocks.apply_position_pool), four heads. `channels` = stem then each stage."""
     inputs = keras.Input(shape=input_shape, name=f"{name}_input")
     x = blocks.apply_conv_bn(inputs, channels[0], 7, strides=2, activation=activation, init=init,
                              name=f"{name}_stem")
@@ -99,7 +102,10 @@ def build_resnet18(input_shape=CAPTCHA_INPUT, num_classes=NUM_CLASSES, *, activa
     for i, (filters, n, stride) in enumerate(zip(channels[1:], blocks_per_stage, strides), start=1):
         x = blocks.apply_stack(x, filters, n, strides=stride, activation=activation, init=init,
                                name=f"{name}_stage{i}")
-    x = layers.GlobalAveragePooling2D(name=f"{name}_avg_pool")(x)
+    if pool == "position":
+        x = blocks.apply_position_pool(x, len(HEADS), init=init, name=f"{name}_pos_pool")
+    else:
+        x = layers.GlobalAveragePooling2D(name=f"{name}_avg_pool")(x)
     return keras.Model(inputs, _heads(x, num_classes, init), name=name)
 
 
@@ -116,6 +122,20 @@ def build_resnet18_tiny(input_shape=CAPTCHA_INPUT, num_classes=NUM_CLASSES, *, a
                           channels=(6, 8, 8, 16, 16))
 
 
+def build_resnet18_mod_pos(input_shape=CAPTCHA_INPUT, num_classes=NUM_CLASSES, *, activation="relu",
+                           init="torch", name="resnet18_mod_pos"):
+    """resnet18_mod with a position pool per head instead of one global average (+132 params)."""
+    return build_resnet18(input_shape, num_classes, activation=activation, init=init, name=name,
+                          channels=(16, 16, 16, 32, 32), pool="position")
+
+
+def build_resnet18_tiny_pos(input_shape=CAPTCHA_INPUT, num_classes=NUM_CLASSES, *, activation="relu",
+                            init="torch", name="resnet18_tiny_pos"):
+    """resnet18_tiny with a position pool per head (+68 params)."""
+    return build_resnet18(input_shape, num_classes, activation=activation, init=init, name=name,
+                          channels=(6, 8, 8, 16, 16), pool="position")
+
+
 MODELS = {
     "nn": build_nn,
     "cnn": build_cnn,
@@ -124,6 +144,8 @@ MODELS = {
     "resnet18": build_resnet18,
     "resnet18_mod": build_resnet18_mod,
     "resnet18_tiny": build_resnet18_tiny,
+    "resnet18_mod_pos": build_resnet18_mod_pos,
+    "resnet18_tiny_pos": build_resnet18_tiny_pos,
 }
 
 

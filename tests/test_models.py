@@ -67,3 +67,16 @@ def test_resnets_honour_the_activation():
     model = get_model("resnet18_mod")((50, 130, 1), 19, activation="tanh")
     acts = {layer.get_config()["activation"] for layer in model.layers if type(layer).__name__ == "Activation"}
     assert acts == {"tanh"}
+
+
+def test_position_pool_gives_each_head_its_own_view():
+    import keras
+
+    model = get_model("resnet18_mod_pos")((50, 130, 1), 19)
+    plain = count_params(get_model("resnet18_mod")((50, 130, 1), 19))[0]
+    assert count_params(model)[0] == plain + 4 * 33  # a 1x1 conv of 32 channels + bias per head
+    weights = keras.Model(model.input, model.get_layer("resnet18_mod_pos_pos_pool_weights").output)
+    w = np.asarray(weights(np.random.default_rng(0).random((2, 50, 130, 1)).astype("float32")))
+    assert w.shape == (2, 2 * 5, 4)  # 4 attention maps over the 2x5 cells of the last stage
+    np.testing.assert_allclose(w.sum(axis=1), 1.0, rtol=1e-5)  # each a softmax over the cells
+    assert count_params(get_model("resnet18_tiny_pos")((50, 130, 3), 19))[0] < 25_000
