@@ -166,6 +166,12 @@ def train(exp, model, mnist, store_path, force, tensorboard, skip_bad, split_cou
     """Train a study (--exp NAME) or one run from the baseline with overrides."""
     specs, studies = _resolve_specs(exp, model, **fields)
     store = _store(store_path)
+    import signal
+
+    def stop(signum, frame):  # SIGTERM (kill, a scheduler's stop) is handled like Ctrl-C
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop)
     _quiet_tf()
     from kerashw.clirun import run_with_progress
 

@@ -2,8 +2,11 @@
 from __future__ import annotations
 
 import dataclasses
+import shlex
+import sys
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from kerashw import report, train
@@ -30,8 +33,11 @@ class RichListener(Listener):
                           f"({params[0]:,} trainable params)")
 
     def run_skipped(self, spec, index, total, status):
-        self.console.print(f"run {index}/{total} {spec.run_id} {spec.label()}: already {status}, "
-                           "reusing it (--force re-runs)")
+        if status == "finished":
+            why = "already finished, reusing it (--force re-runs)"
+        else:
+            why = f"skipped, {status} (run the study again once it is done)"
+        self.console.print(f"run {index}/{total} {spec.run_id} {spec.label()}: {why}", markup=False)
 
     def notice(self, text):
         self.console.print(f"[yellow]note:[/yellow] {text}")
@@ -89,10 +95,11 @@ def run_with_progress(console: Console, specs, store: Store, studies, *, force=F
                                   force=force, options=options)
     except KeyboardInterrupt:
         listener.stop_bar()
-        again = f"--exp {studies[0]}" if studies else "with the same options"
         console.print("\n[yellow]Interrupted.[/yellow] The current run is stored as interrupted; "
-                      f"finished runs are kept in {store.path}.\n"
-                      f"Resume with: kerashw train {again}  (finished runs are skipped)")
+                      f"finished runs are kept in {escape(str(store.path))}.")
+        # the user's own command, every option kept, so the resume trains what was asked
+        console.print(f"Resume with: {shlex.join(['kerashw', *sys.argv[1:]])}  (finished runs are skipped)",
+                      markup=False)
         return 130
     except DataError as exc:
         listener.stop_bar()

@@ -6,7 +6,10 @@ WAL mode plus a busy timeout lets a `kerashw train` and the TUI write one file a
 from __future__ import annotations
 
 import json
+import math
 import os
+import shutil
+import socket
 import sqlite3
 import time
 from contextlib import contextmanager
@@ -14,6 +17,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 STATUSES = ("running", "finished", "failed", "interrupted", "diverged")
+STALE = "stale"  # shown, never stored: "running", but the process that owned it is gone
+# Another host's claim counts as abandoned when its heartbeat (every epoch) is this old.
+STALE_AFTER = 30 * 60
+HOST = socket.gethostname()
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -35,6 +42,24 @@ CREATE TABLE IF NOT EXISTS run_studies (
     study TEXT NOT NULL,
     PRIMARY KEY (run_id, study)
 );
+CREATE TABLE IF NOT EXISTS claims (  -- who trains a run now; one row while it trains
+    run_id TEXT PRIMARY KEY,
+    host TEXT NOT NULL,
+    pid INTEGER NOT NULL,
+    started REAL NOT NULL,
+    heartbeat REAL NOT NULL,
+    replacing INTEGER NOT NULL DEFAULT 0  -- 1: a --force attempt over a finished run
+);
+CREATE TABLE IF NOT EXISTS attempt_epochs (  -- a replacing attempt's epochs until it finishes
+    run_id TEXT NOT NULL,
+    epoch INTEGER NOT NULL,
+    phase TEXT NOT NULL,
+    samples INTEGER,
+    loss REAL, top1 REAL, top3 REAL,
+    extra TEXT,
+    seconds REAL,
+    PRIMARY KEY (run_id, epoch, phase)
+);
 CREATE TABLE IF NOT EXISTS epochs (
     run_id TEXT NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
     epoch INTEGER NOT NULL,
@@ -48,9 +73,44 @@ CREATE TABLE IF NOT EXISTS epochs (
 """
 
 
+def _json(value) -> str:
+    """Strict JSON: NaN and infinities (a diverged run's loss) become null."""
+    def clean(v):
+        if isinstance(v, float) and not math.isfinite(v):
+            return None
+        if isinstance(v, dict):
+            return {k: clean(x) for k, x in v.items()}
+        if isinstance(v, (list, tuple)):
+            return [clean(x) for x in v]
+        return v
+
+    return json.dumps(clean(value), allow_nan=False)
+
+
 def default_home() -> Path:
     """./kerashw-runs of the working directory, or $KERASHW_HOME."""
     return Path(os.environ.get("KERASHW_HOME") or "kerashw-runs")
+
+
+@dataclass(frozen=True)
+class Claim:
+    """What `Store.claim` decided: train it (`claimed`), or leave it (`finished`, `owned`)."""
+
+    verdict: str  # claimed, finished, owned
+    replacing: bool = False  # claimed over a finished run (--force): the old result stays until done
+    owner: str = ""  # for owned: "host pid N since HH:MM"
+
+
+def _owner_alive(host: str, pid: int, heartbeat: float) -> bool:
+    if host == HOST:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True  # someone else's live process
+        return True
+    return time.time() - heartbeat < STALE_AFTER
 
 
 @dataclass
@@ -113,11 +173,59 @@ class Store:
         finally:
             con.close()
 
+    @contextmanager
+    def _immediate(self):
+        """One write transaction that takes the write lock at its start (BEGIN IMMEDIATE), so
+        what it reads cannot change before it writes: two trainers cannot both claim a run."""
+        con = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
+        try:
+            con.execute("PRAGMA busy_timeout=30000")
+            con.execute("BEGIN IMMEDIATE")
+            try:
+                yield con
+                con.execute("COMMIT")
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+        finally:
+            con.close()
+
     # -- writing -------------------------------------------------------------
+    def claim(self, run_id: str, *, force: bool = False) -> Claim:
+        """Atomically decide whether this process trains `run_id`: not if it is finished
+        (unless `force`), not if a live process owns it; else record this process as its owner.
+        A claim whose owner is gone (kill -9, a crash, a lost host) is taken over."""
+        with self._immediate() as con:
+            row = con.execute("SELECT status FROM runs WHERE id=?", (run_id,)).fetchone()
+            owner = con.execute("SELECT host, pid, started, heartbeat FROM claims WHERE run_id=?",
+                                (run_id,)).fetchone()
+            if owner and _owner_alive(owner[0], owner[1], owner[3]):
+                since = time.strftime("%H:%M", time.localtime(owner[2]))
+                return Claim("owned", owner=f"{owner[0]} pid {owner[1]} since {since}")
+            if row and row[0] == "finished" and not force:
+                return Claim("finished")
+            replacing = bool(row and row[0] == "finished")
+            now = time.time()
+            con.execute("INSERT OR REPLACE INTO claims VALUES (?, ?, ?, ?, ?, ?)",
+                        (run_id, HOST, os.getpid(), now, now, int(replacing)))
+            con.execute("DELETE FROM attempt_epochs WHERE run_id=?", (run_id,))
+        return Claim("claimed", replacing=replacing)
+
+    def _replacing(self, con, run_id: str) -> bool:
+        row = con.execute("SELECT replacing FROM claims WHERE run_id=? AND host=? AND pid=?",
+                          (run_id, HOST, os.getpid())).fetchone()
+        return bool(row and row[0])
+
     def start_run(self, run_id: str, task: str, label: str, spec: dict, studies=(),
                   params: tuple[int, int] | None = None, versions: dict | None = None) -> None:
-        """Create (or reset, for --force and resumes) a run as running; old epochs go."""
+        """Record a claimed run as running (a fresh run, or a resume of an unfinished one; its
+        old epochs go). A --force attempt over a finished run leaves that run as it is."""
         with self._connect() as con:
+            exists = con.execute("SELECT 1 FROM runs WHERE id=?", (run_id,)).fetchone()
+            if exists and self._replacing(con, run_id):
+                for study in studies:
+                    con.execute("INSERT OR IGNORE INTO run_studies VALUES (?, ?)", (run_id, study))
+                return
             con.execute("DELETE FROM epochs WHERE run_id=?", (run_id,))
             con.execute(
                 """INSERT INTO runs (id, task, label, spec, status, started, seed, versions,
@@ -142,25 +250,64 @@ class Store:
 
     def log_epoch(self, run_id: str, epoch: int, phase: str, metrics: dict,
                   samples: int | None = None, seconds: float | None = None) -> None:
+        """One epoch x phase, as it ends; also the owner's heartbeat."""
         extra = {k: v for k, v in metrics.items() if k not in ("loss", "top1", "top3")}
         with self._connect() as con:
+            table = "attempt_epochs" if self._replacing(con, run_id) else "epochs"
             con.execute(
-                "INSERT OR REPLACE INTO epochs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                f"INSERT OR REPLACE INTO {table} VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (run_id, epoch, phase, samples, metrics.get("loss"), metrics.get("top1"),
-                 metrics.get("top3"), json.dumps(extra) if extra else None, seconds),
+                 metrics.get("top3"), _json(extra) if extra else None, seconds),
             )
+            con.execute("UPDATE claims SET heartbeat=? WHERE run_id=?", (time.time(), run_id))
 
     def finish_run(self, run_id: str, status: str, elapsed: float,
                    final: dict | None = None, best: dict | None = None,
-                   error: str | None = None) -> None:
+                   error: str | None = None) -> str:
+        """End this process's claim. A replacing attempt takes the run's place only when it
+        finished; otherwise the previous finished result stays. Returns the stored status."""
         if status not in STATUSES:
             raise ValueError(f"Unknown status {status!r}. Known: {list(STATUSES)}")
-        with self._connect() as con:
+        with self._immediate() as con:
+            replacing = self._replacing(con, run_id)
+            con.execute("DELETE FROM claims WHERE run_id=?", (run_id,))
+            if replacing and status != "finished":
+                con.execute("DELETE FROM attempt_epochs WHERE run_id=?", (run_id,))
+                return "finished"
+            if replacing:
+                con.execute("DELETE FROM epochs WHERE run_id=?", (run_id,))
+                con.execute("INSERT INTO epochs SELECT * FROM attempt_epochs WHERE run_id=?", (run_id,))
+                con.execute("DELETE FROM attempt_epochs WHERE run_id=?", (run_id,))
             con.execute(
                 "UPDATE runs SET status=?, ended=?, elapsed=?, final=?, best=?, error=? WHERE id=?",
-                (status, time.time(), elapsed, json.dumps(final or {}), json.dumps(best or {}),
-                 error, run_id),
+                (status, time.time(), elapsed, _json(final or {}), _json(best or {}), error, run_id),
             )
+        return status
+
+    def release(self, run_id: str) -> None:
+        """Give up this process's claim without a result (it failed before training began)."""
+        with self._connect() as con:
+            mine = con.execute("DELETE FROM claims WHERE run_id=? AND host=? AND pid=?",
+                               (run_id, HOST, os.getpid())).rowcount
+            if mine:
+                con.execute("DELETE FROM attempt_epochs WHERE run_id=?", (run_id,))
+
+    def work_dir(self, run_id: str, replacing: bool) -> Path:
+        """Where an attempt writes its files: the run's folder, or beside it while a --force
+        attempt runs over a finished one (whose files stay until the attempt finishes)."""
+        return self.run_dir(run_id).with_name(f"{run_id}.attempt-{os.getpid()}") if replacing \
+            else self.run_dir(run_id)
+
+    def promote(self, run_id: str, work: Path) -> None:
+        """A finished replacing attempt's files take the place of the old ones."""
+        target = self.run_dir(run_id)
+        if work == target:
+            return
+        old = target.with_name(f"{run_id}.old-{os.getpid()}")
+        if target.exists():
+            os.replace(target, old)
+        os.replace(work, target)
+        shutil.rmtree(old, ignore_errors=True)
 
     # -- reading -------------------------------------------------------------
     def get(self, run_id: str) -> RunRow | None:
@@ -177,9 +324,18 @@ class Store:
         return self.get(ids[0])
 
     def status(self, run_id: str) -> str | None:
+        """The run's status; `stale` for one stored as running whose owner is gone."""
         with self._connect() as con:
             row = con.execute("SELECT status FROM runs WHERE id=?", (run_id,)).fetchone()
+            live = self._live_claims(con)
+        if row and row[0] == "running" and run_id not in live:
+            return STALE
         return row[0] if row else None
+
+    @staticmethod
+    def _live_claims(con) -> set[str]:
+        return {r[0] for r in con.execute("SELECT run_id, host, pid, heartbeat FROM claims")
+                if _owner_alive(r[1], r[2], r[3])}
 
     def runs(self, study: str | None = None, ids=None, task: str | None = None) -> list[RunRow]:
         sql = "SELECT * FROM runs"
@@ -202,10 +358,12 @@ class Store:
             studies = {}
             for rid, st in con.execute("SELECT run_id, study FROM run_studies ORDER BY study"):
                 studies.setdefault(rid, []).append(st)
+            live = self._live_claims(con)
         return [
             RunRow(
                 id=r["id"], task=r["task"], label=r["label"], spec=json.loads(r["spec"]),
-                status=r["status"], studies=studies.get(r["id"], []), started=r["started"],
+                status=STALE if r["status"] == "running" and r["id"] not in live else r["status"],
+                studies=studies.get(r["id"], []), started=r["started"],
                 ended=r["ended"], elapsed=r["elapsed"], trainable_params=r["trainable_params"],
                 total_params=r["total_params"], final=json.loads(r["final"] or "{}"),
                 best=json.loads(r["best"] or "{}"), versions=json.loads(r["versions"] or "{}"),

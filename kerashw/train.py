@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import math
 import platform
+import shutil
 import threading
 import time
 import traceback
@@ -21,7 +22,7 @@ from kerashw.callbacks import BestWeights, CancelOnEvent, EpochProgress, Evaluat
 from kerashw.config import DataError, RunSpec, TrainOptions, unique
 from kerashw.listener import Listener
 from kerashw.models import count_params, get_model
-from kerashw.store import Store
+from kerashw.store import Claim, Store
 
 
 @dataclass
@@ -87,17 +88,41 @@ def _diverged(history: list[dict]) -> bool:
     return any(isinstance(r.get("loss"), float) and not math.isfinite(r["loss"]) for r in history)
 
 
+class RunOwned(RuntimeError):
+    """Another live process is training this run."""
+
+
 def run(spec: RunSpec, *, store: Store | None = None, studies=(), listener: Listener | None = None,
         cancel: threading.Event | None = None, index: int = 1, total: int = 1,
-        options: TrainOptions = TrainOptions()) -> RunResult:
+        options: TrainOptions = TrainOptions(), claim: Claim | None = None) -> RunResult:
     """Train one run end to end, storing every epoch as it ends.
 
-    KeyboardInterrupt marks the run interrupted in the store and propagates, so a
-    study stops; a set `cancel` event does the same without the exception.
+    The run is claimed in the store first (run_study claims before calling; a direct call
+    claims here, re-running a finished run). KeyboardInterrupt marks the run interrupted
+    and propagates, so a study stops; a set `cancel` event does the same without it.
     """
     spec = spec.resolved()
-    listener = listener or Listener()
     store = store or Store()
+    claim = claim or store.claim(spec.run_id, force=True)
+    if claim.verdict == "owned":
+        raise RunOwned(f"run {spec.run_id} is being trained by {claim.owner}")
+    work = store.work_dir(spec.run_id, claim.replacing)
+    try:
+        result = _train(spec, store, work, studies, listener or Listener(), cancel, index, total, options)
+    except BaseException:
+        store.release(spec.run_id)  # a no-op once the run was finished or stored interrupted
+        if claim.replacing:
+            shutil.rmtree(work, ignore_errors=True)
+        raise
+    if claim.replacing:
+        if result.status == "finished":
+            store.promote(spec.run_id, work)
+        else:
+            shutil.rmtree(work, ignore_errors=True)  # the previous finished run stays, files too
+    return result
+
+
+def _train(spec, store, run_dir, studies, listener, cancel, index, total, options) -> RunResult:
     run_id = spec.run_id
     history: list[dict] = []
     started = time.perf_counter()
@@ -108,7 +133,6 @@ def run(spec: RunSpec, *, store: Store | None = None, studies=(), listener: List
     model = get_model(spec.model)(task.input_shape, task.num_classes,
                                   activation=spec.activation, init=spec.init, name=spec.model)
     params = count_params(model)
-    run_dir = store.run_dir(run_id)
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "spec.json").write_text(json.dumps(spec.to_dict(), indent=2))
     store.start_run(run_id, spec.task, spec.label(), spec.to_dict(), studies, params, versions())
@@ -171,7 +195,9 @@ def run(spec: RunSpec, *, store: Store | None = None, studies=(), listener: List
 def _finish(store, run_id, status, started, history, params, spec, listener, error) -> RunResult:
     elapsed = time.perf_counter() - started
     final, best = _summarise(history)
-    store.finish_run(run_id, status, elapsed, final, best, error)
+    stored = store.finish_run(run_id, status, elapsed, final, best, error)
+    if stored != status:  # a --force attempt that did not finish: the previous result stays
+        error = f"this attempt ended {status}; the previous finished result is kept"
     result = RunResult(run_id, spec, status, elapsed, params, final, best, history, error)
     listener.run_ended(result)
     return result
@@ -190,18 +216,22 @@ def run_study(specs, *, store: Store, studies=(), listener: Listener | None = No
     for i, spec in enumerate(specs, start=1):
         if cancel is not None and cancel.is_set():
             break
-        previous = store.status(spec.run_id)
-        if previous == "finished" and not force:
+        claim = store.claim(spec.run_id, force=force)  # atomic: one trainer per run
+        if claim.verdict == "owned":
+            listener.run_skipped(spec, i, len(specs), f"being trained by {claim.owner}")
+            results.append(RunResult(spec.run_id, spec, "skipped", error=f"owned by {claim.owner}"))
+            continue
+        if claim.verdict == "finished":
             store.add_studies(spec.run_id, studies)
             row = store.get(spec.run_id)
-            listener.run_skipped(spec, i, len(specs), previous)
+            listener.run_skipped(spec, i, len(specs), "finished")
             results.append(RunResult(spec.run_id, spec, "skipped", row.elapsed or 0.0,
                                      (row.trainable_params or 0, row.total_params or 0),
                                      row.final, row.best))
             continue
         try:
             result = run(spec, store=store, studies=studies, listener=listener, cancel=cancel,
-                         index=i, total=len(specs), options=options)
+                         index=i, total=len(specs), options=options, claim=claim)
         except (KeyboardInterrupt, DataError):
             raise  # bad data fails every run alike: stop the study and say why
         except Exception as exc:

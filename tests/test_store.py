@@ -17,6 +17,7 @@ def _write_many(path, prefix, n):
 
 
 def test_run_lifecycle(store):
+    assert store.claim("abc123").verdict == "claimed"
     store.start_run("abc123", "mnist", "nn", {"seed": 42, "lr": 0.05}, ["lr"], (10, 12), {"keras": "3"})
     assert store.status("abc123") == "running"
     store.log_epoch("abc123", 1, "train", {"loss": 0.5, "top1": 0.9, "top3": 0.99, "char_1_acc": 0.7}, 100, 1.5)

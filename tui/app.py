@@ -161,7 +161,8 @@ class KerasHWApp(App):
     # -- what a study's messages change beyond the Train pane ----------------
 
     def on_run_skipped(self, m: RunSkipped) -> None:
-        self.notify(f"run {m.index}/{m.total} {m.label}: already finished, reused", timeout=3)
+        why = "already finished, reused" if m.status == "finished" else f"skipped, {m.status}"
+        self.notify(f"run {m.index}/{m.total} {m.label}: {why}", timeout=3)
 
     def on_run_finished(self, m: RunFinished) -> None:
         severity = "information" if m.status == "finished" else "warning"

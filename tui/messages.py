@@ -38,6 +38,7 @@ class RunSkipped(Message):
     label: str
     index: int
     total: int
+    status: str = "finished"  # or "being trained by HOST pid N ..."
 
 
 @dataclass
@@ -110,7 +111,7 @@ class TuiListener(Listener):
         self.post(RunStarted(spec.run_id, spec.label(), spec.task, index, total, tuple(params)))
 
     def run_skipped(self, spec, index, total, status):
-        self.post(RunSkipped(spec.run_id, spec.label(), index, total))
+        self.post(RunSkipped(spec.run_id, spec.label(), index, total, status))
 
     def epoch_started(self, epoch, epochs, steps):
         self._check_cancel()
