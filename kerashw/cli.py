@@ -76,6 +76,7 @@ def main():
 def list_cmd(params, store_path):
     """Studies, the runs each expands to, what is finished, and an estimated time."""
     from kerashw import estimate
+    from kerashw.identity import identify_for_display
 
     # Listing must not create a store; without one nothing is finished yet.
     store = _store(store_path) if Store.resolve(store_path).exists() else None
@@ -90,7 +91,7 @@ def list_cmd(params, store_path):
     for col in ("study", "description", "runs", "done", "est. time", "run labels"):
         t.add_column(col)
     for name, study in STUDIES.items():
-        specs = study.specs()
+        specs = identify_for_display(study.specs())
         labels = []
         for s in specs:
             label = s.label()
@@ -138,7 +139,8 @@ def _spec_options(f):
 
 def _resolve_specs(exp, model, **fields) -> tuple[list[RunSpec], list[str]]:
     extra = {k: fields.pop(k) for k in ("activation", "optimizer", "lr", "batch_size", "preprocess", "augment",
-                                         "init", "weight_decay", "schedule", "warmup", "label_smoothing")}
+                                         "init", "weight_decay", "schedule", "warmup", "label_smoothing",
+                                         "skip_bad", "split")}
     ov = Overrides(epochs=fields["epochs"], limit=fields["limit"], seed=fields["seed"],
                    data=fields["data"], extra={**extra, "model": model})
     try:
@@ -164,7 +166,8 @@ def _resolve_specs(exp, model, **fields) -> tuple[list[RunSpec], list[str]]:
 @click.option("--split", "split_counts", nargs=3, type=int, help="Captcha: train val test counts (default 4:1:3).")
 def train(exp, model, mnist, store_path, force, tensorboard, skip_bad, split_counts, **fields):
     """Train a study (--exp NAME) or one run from the baseline with overrides."""
-    specs, studies = _resolve_specs(exp, model, **fields)
+    specs, studies = _resolve_specs(exp, model, skip_bad=skip_bad or None,
+                                    split=tuple(split_counts) if split_counts else None, **fields)
     store = _store(store_path)
     import signal
 
@@ -175,8 +178,7 @@ def train(exp, model, mnist, store_path, force, tensorboard, skip_bad, split_cou
     _quiet_tf()
     from kerashw.clirun import run_with_progress
 
-    options = TrainOptions(mnist=mnist, skip_bad=skip_bad, tensorboard=tensorboard,
-                           counts=tuple(split_counts) if split_counts else None)
+    options = TrainOptions(mnist=mnist, tensorboard=tensorboard)
     code = run_with_progress(console, specs, store, studies, force=force, options=options)
     sys.exit(code)
 

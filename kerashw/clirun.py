@@ -10,6 +10,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from kerashw import report, train
+from kerashw.identity import identify_all
 from kerashw.listener import Listener
 from kerashw.config import DataError, TrainOptions
 from kerashw.store import Store
@@ -84,6 +85,11 @@ def run_with_progress(console: Console, specs, store: Store, studies, *, force=F
     from kerashw import estimate
 
     listener = RichListener(console)
+    try:
+        specs = identify_all(specs, options)  # reads and checks the data before anything is reused
+    except DataError as exc:
+        console.print(f"[red]data error:[/red] {escape(str(exc))}")
+        return 2
     p = estimate.plan(specs, store, force=force)
     if p.finished == p.runs:
         console.print(f"{p.runs} run(s), all finished before: nothing to train")
@@ -103,7 +109,7 @@ def run_with_progress(console: Console, specs, store: Store, studies, *, force=F
         return 130
     except DataError as exc:
         listener.stop_bar()
-        console.print(f"[red]data error:[/red] {exc}")
+        console.print(f"[red]data error:[/red] {escape(str(exc))}")
         return 2
     rows = store.runs(ids=[r.run_id for r in results])
     if rows:

@@ -8,6 +8,7 @@ import dataclasses
 import hashlib
 import json
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Callable
 
 TASKS = ("mnist", "captcha")
@@ -24,7 +25,7 @@ SYNTHETIC_VERSION = 2
 # run id, so ids of earlier runs (which had no such field) do not change.
 # A stored spec without such a field had that value, so from_dict fills it in.
 LATER_DEFAULTS = {"augment": False, "init": "keras", "weight_decay": 0.0, "schedule": "constant",
-                  "warmup": 0, "label_smoothing": 0.0}
+                  "warmup": 0, "label_smoothing": 0.0, "data_id": None, "split": None, "skip_bad": False}
 # Which homework part each model serves; the CLI routes `--model X` with it.
 MODEL_TASK = {"nn": "mnist", "cnn": "mnist", "baseline": "captcha", "simple_cnn": "captcha",
               "resnet18": "captcha", "resnet18_mod": "captcha", "resnet18_tiny": "captcha",
@@ -56,6 +57,9 @@ class RunSpec:
     schedule: str = "constant"  # learning rate: constant, or cosine decay to 0 over the run
     warmup: int = 0  # epochs of linear warm-up from 0 to lr before the cosine decay
     label_smoothing: float = 0.0  # cross-entropy against (1-e) one-hot + e uniform targets
+    data_id: str | None = None  # content fingerprint of the data (kerashw.identity); names it in the id
+    split: tuple | None = None  # captcha: train/val/test counts of an unsplit folder; None = 4:1:3
+    skip_bad: bool = False  # captcha: leave out unreadable images (counted) instead of failing
 
     def __post_init__(self) -> None:
         # Validate early so a typo fails before TensorFlow loads, naming what is accepted.
@@ -77,6 +81,13 @@ class RunSpec:
             raise ValueError(f"label_smoothing must be in [0, 1), got {self.label_smoothing!r}")
         if not self.weight_decay >= 0:
             raise ValueError(f"weight_decay must be >= 0, got {self.weight_decay!r}")
+        if not 0 <= int(self.seed) < 2**32:
+            raise ValueError(f"seed must be 0..{2**32 - 1} (NumPy's seed range), got {self.seed!r}")
+        if self.split is not None:
+            if len(self.split) != 3 or any(int(n) < 0 for n in self.split):
+                raise ValueError(f"split must be three counts >= 0 (train val test), got {list(self.split)}")
+            if int(self.split[0]) < 1:
+                raise ValueError(f"split: the training count must be >= 1, got {list(self.split)}")
         if self.preprocess is not None and self.preprocess not in PREPROCESS:
             raise ValueError(f"Unknown preprocess {self.preprocess!r}. Known: {list(PREPROCESS)}")
         if not (self.lr > 0):
@@ -92,8 +103,13 @@ class RunSpec:
         than the run (a quick `--epochs 2` of a long recipe) is cut to leave one epoch of decay."""
         warmup = min(self.warmup, self.epochs - 1)
         if self.task == "mnist":
-            return dataclasses.replace(self, preprocess=None, data=None, augment=False, warmup=warmup)
-        return dataclasses.replace(self, preprocess=self.preprocess or "original", warmup=warmup)
+            return dataclasses.replace(self, preprocess=None, data=None, augment=False, warmup=warmup,
+                                       split=None, skip_bad=False)
+        # one spelling of a folder (relative, absolute, trailing slash, ~) for display and loading
+        data = str(Path(self.data).expanduser().resolve()) if self.data else None
+        split = tuple(int(n) for n in self.split) if self.split is not None else None
+        return dataclasses.replace(self, preprocess=self.preprocess or "original", warmup=warmup,
+                                   data=data, split=split)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self.resolved())
@@ -102,6 +118,8 @@ class RunSpec:
     def run_id(self) -> str:
         fields = {k: v for k, v in self.to_dict().items()
                   if not (k in LATER_DEFAULTS and v == LATER_DEFAULTS[k])}
+        if fields.get("data_id"):
+            fields.pop("data")  # the content names the data: the same images elsewhere are the same run
         if self.task == "captcha" and self.data is None:
             fields["synthetic"] = SYNTHETIC_VERSION
         payload = json.dumps(fields, sort_keys=True, separators=(",", ":"))
@@ -113,14 +131,17 @@ class RunSpec:
         diffs = [
             f"{k}={v}"
             for k, v in self.to_dict().items()
-            if k not in ("data", "seed", "epochs", "limit") and v != base.to_dict()[k]
+            if k not in ("data", "seed", "epochs", "limit", "data_id") and v != base.to_dict()[k]
         ]
         return self.model if not diffs else ", ".join(diffs)
 
     @classmethod
     def from_dict(cls, d: dict) -> "RunSpec":
         known = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{**LATER_DEFAULTS, **{k: v for k, v in d.items() if k in known}})
+        fields = {**LATER_DEFAULTS, **{k: v for k, v in d.items() if k in known}}
+        if fields["split"] is not None:
+            fields["split"] = tuple(fields["split"])  # JSON gives a list
+        return cls(**fields)
 
 
 def unique(specs) -> list[RunSpec]:
@@ -163,7 +184,5 @@ class TrainOptions:
     """How a front end wants its runs' data found and read; what the spec does not say."""
 
     mnist: str | None = None  # MNIST file or IDX folder; None = $KERASHW_MNIST, Keras's cache, download
-    skip_bad: bool = False  # captcha: skip unreadable images (counted) instead of failing
-    counts: tuple[int, int, int] | None = None  # captcha: train/val/test counts of an unsplit folder
     tensorboard: bool = False  # also write TensorBoard logs in the run's folder
     progress: Callable | None = None  # (done, total, description) of once-per-image work

@@ -20,6 +20,7 @@ import keras
 from kerashw import __version__, task as tasks
 from kerashw.callbacks import BestWeights, CancelOnEvent, EpochProgress, EvaluateSplits, StoreWriter
 from kerashw.config import DataError, RunSpec, TrainOptions, unique
+from kerashw.identity import identify, identify_all
 from kerashw.listener import Listener
 from kerashw.models import count_params, get_model
 from kerashw.store import Claim, Store
@@ -101,7 +102,7 @@ def run(spec: RunSpec, *, store: Store | None = None, studies=(), listener: List
     claims here, re-running a finished run). KeyboardInterrupt marks the run interrupted
     and propagates, so a study stops; a set `cancel` event does the same without it.
     """
-    spec = spec.resolved()
+    spec = identify(spec, options)
     store = store or Store()
     claim = claim or store.claim(spec.run_id, force=True)
     if claim.verdict == "owned":
@@ -212,7 +213,8 @@ def run_study(specs, *, store: Store, studies=(), listener: Listener | None = No
     """
     listener = listener or Listener()
     results = []
-    specs = unique(specs)  # a shared baseline runs once
+    # the data's content is part of each run's id: changed data is a new run, not a reuse
+    specs = unique(identify_all(specs, options))  # a shared baseline runs once
     for i, spec in enumerate(specs, start=1):
         if cancel is not None and cancel.is_set():
             break

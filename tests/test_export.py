@@ -69,7 +69,7 @@ def test_mnist_export_and_predict(tmp_path, mnist_path, store):
     import cv2
 
     spec = RunSpec(epochs=1, limit=512)
-    train.run(spec, store=store, options=TrainOptions(mnist=str(mnist_path)), studies=["lr"])
+    spec = train.run(spec, store=store, options=TrainOptions(mnist=str(mnist_path)), studies=["lr"]).spec
     r = CliRunner().invoke(main, ["export", spec.run_id[:8], "--store", str(store.path),
                                   "-o", str(tmp_path / "m")])
     assert r.exit_code == 0, r.output

@@ -13,7 +13,7 @@ ORDER = [
     "kerashw.mnist", "kerashw.mnist.source", "kerashw.mnist.task",
     "kerashw.captcha", "kerashw.captcha.constants", "kerashw.captcha.synth", "kerashw.captcha.preprocess",
     "kerashw.captcha.folders", "kerashw.captcha.cache", "kerashw.captcha.task", "kerashw.captcha.preview",
-    "kerashw.estimate", "kerashw.blocks", "kerashw.models", "kerashw.callbacks", "kerashw.train",
+    "kerashw.identity", "kerashw.estimate", "kerashw.blocks", "kerashw.models", "kerashw.callbacks", "kerashw.train",
     "kerashw.report", "kerashw.export", "kerashw.clirun", "kerashw.cli",
 ]
 

@@ -5,6 +5,7 @@ import pytest
 from kerashw import train
 from kerashw.listener import Listener
 from kerashw.config import RunSpec, TrainOptions
+from kerashw.identity import identify, identify_all
 from kerashw.studies import get_study
 
 
@@ -14,6 +15,7 @@ def opts(mnist_path):
 
 def test_one_epoch_on_a_slice_stores_three_phases(store, mnist_path):
     spec = RunSpec(epochs=1, limit=512)
+    spec = identify(spec, opts(mnist_path))  # the id names the MNIST file's content
     result = train.run(spec, store=store, options=opts(mnist_path), studies=["t"])
     assert result.status == "finished"
     eps = store.epochs(spec.run_id)
@@ -68,6 +70,7 @@ def test_study_shares_baseline_and_resume_skips(store, mnist_path):
 
 def test_huge_learning_rate_is_stored_as_diverged(store, mnist_path):
     spec = RunSpec(optimizer="sgd", lr=1e12, epochs=3, limit=512)
+    spec = identify(spec, opts(mnist_path))  # the id names the MNIST file's content
     results = train.run_study([spec, RunSpec(epochs=1, limit=128)], store=store,
                               options=opts(mnist_path))
     assert [r.status for r in results] == ["diverged", "finished"]  # the study went on
@@ -87,6 +90,7 @@ def test_cancel_marks_interrupted_and_keeps_finished(store, mnist_path):
             self.run = index
 
     specs = [RunSpec(epochs=1, limit=256), RunSpec(epochs=3, limit=2048, lr=0.01), RunSpec(lr=0.25)]
+    specs = identify_all(specs, opts(mnist_path))
     results = train.run_study(specs, store=store, listener=CancelInSecondRun(), cancel=cancel,
                               options=opts(mnist_path))
     assert [r.status for r in results] == ["finished", "interrupted"]  # the third never started
@@ -102,6 +106,7 @@ def test_keyboard_interrupt_is_stored(store, mnist_path):
             raise KeyboardInterrupt
 
     spec = RunSpec(epochs=2, limit=512)
+    spec = identify(spec, opts(mnist_path))  # the id names the MNIST file's content
     with pytest.raises(KeyboardInterrupt):
         train.run_study([spec], store=store, listener=CtrlC(), options=opts(mnist_path))
     assert store.status(spec.run_id) == "interrupted"

@@ -13,6 +13,7 @@ import pytest
 from textual.widgets import Input
 
 from kerashw.config import DataError, Overrides, TrainOptions
+from kerashw.identity import identify_for_display
 from kerashw.studies import STUDIES, get_study
 from kerashw.store import Store
 from tui.app import KerasHWApp
@@ -44,12 +45,14 @@ class ScriptedTrainer:
         self.calls.append((list(specs), studies, options))
         if self.fail_with:
             raise self.fail_with
+        specs = identify_for_display(specs, options)  # ids as the app shows them
         results = []
         for i, spec in enumerate(specs, start=1):
             if store.status(spec.run_id) == "finished":
                 listener.run_skipped(spec, i, len(specs), "finished")
                 results.append(Result(spec.run_id, "skipped"))
                 continue
+            store.claim(spec.run_id)
             store.start_run(spec.run_id, spec.task, spec.label(), spec.to_dict(), studies, (10, 10), {})
             listener.run_started(spec, i, len(specs), (10, 10))
             status = "finished"
@@ -138,7 +141,7 @@ async def test_cancel_stores_interrupted_and_the_study_stops(store):
         assert not isinstance(app.screen, ConfirmScreen) and app.running == "model"
         await pilot.press("c")
         await _wait(pilot, lambda: app.running is None)
-        nn = get_study("model").specs(Overrides(epochs=5))[0]
+        nn = identify_for_display(get_study("model").specs(Overrides(epochs=5)))[0]
         assert store.status(nn.run_id) == "interrupted"
         assert len(store.runs()) == 1  # cnn never started
         assert "cancelled" in _status(app)
@@ -153,7 +156,7 @@ async def test_quit_during_a_study_cancels_it(store):
         await pilot.press("q", "y")
         await pilot.pause()
     assert app.return_code == 0
-    nn = get_study("model").specs(Overrides(epochs=5))[0]
+    nn = identify_for_display(get_study("model").specs(Overrides(epochs=5)))[0]
     deadline = time.monotonic() + 10
     while store.status(nn.run_id) == "running" and time.monotonic() < deadline:
         await asyncio.sleep(0.05)
@@ -179,13 +182,20 @@ async def test_bad_settings_are_refused_and_training_errors_shown(store, tmp_pat
 
 async def test_the_app_passes_its_options_to_the_trainer(store):
     trainer = ScriptedTrainer()
-    app = KerasHWApp(store, TrainOptions(mnist="/data/mnist.npz", skip_bad=True), run_study=trainer)
+    app = KerasHWApp(store, TrainOptions(mnist="/data/mnist.npz"), run_study=trainer, skip_bad=True)
     async with app.run_test(size=(80, 24)) as pilot:
         await _pick(pilot, app, "lr", {"epochs": "1"})
         await pilot.press("s")
         await _wait(pilot, lambda: app.running is None)
-    options = trainer.calls[0][2]
-    assert options.mnist == "/data/mnist.npz" and options.skip_bad and callable(options.progress)
+    specs, _, options = trainer.calls[0]
+    assert options.mnist == "/data/mnist.npz" and callable(options.progress)
+    assert not any(s.skip_bad for s in specs)  # MNIST runs drop the captcha-only field
+    app = KerasHWApp(store, run_study=trainer, skip_bad=True)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await _pick(pilot, app, "captcha-preprocess", {"epochs": "1"})
+        await pilot.press("s")
+        await _wait(pilot, lambda: app.running is None and len(trainer.calls) == 2)
+    assert all(s.skip_bad for s in trainer.calls[1][0])
 
 
 async def test_captcha_preprocessing_pool_runs_under_textual(store, synth_folder, tmp_path):

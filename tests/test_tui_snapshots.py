@@ -2,13 +2,15 @@
 `pytest tests/test_tui_snapshots.py --snapshot-update` after a deliberate change."""
 from textual.widgets import Input
 
+from kerashw.config import TrainOptions
 from kerashw.store import Store
 from tui.app import KerasHWApp
 
 
 def _app(tmp_path):
-    app = KerasHWApp(Store(tmp_path / "runs"))
-    return app
+    # No MNIST file: run ids are shown without a data fingerprint, the same on every machine
+    # (with one, they would name the local file's content).
+    return KerasHWApp(Store(tmp_path / "runs"), TrainOptions(mnist=str(tmp_path / "no-mnist.npz")))
 
 
 async def _fixed_title(pilot):

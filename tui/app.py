@@ -56,15 +56,16 @@ class KerasHWApp(App):
     ]
 
     def __init__(self, store: Store | None = None, options: TrainOptions = TrainOptions(),
-                 run_study: Callable = train_run_study):
+                 run_study: Callable = train_run_study, skip_bad: bool = False):
         super().__init__()
+        self.skip_bad = skip_bad  # captcha: part of each run's spec (--skip-bad)
         self.store = store or Store()
         self.options = options
         self.run_study = run_study
         self.cancel_event = threading.Event()
         self.running: str | None = None  # the study being trained
         self.last_statuses: dict = {}  # run id -> status of the last study
-        self.studies = StudiesPane(self.store, id="studies-pane")
+        self.studies = StudiesPane(self.store, options, id="studies-pane")
         self.train_pane = TrainPane(id="train-view")
         self.results = ResultsView(self.store, id="results-view")
         self.sub_title = str(self.store.path)
@@ -106,6 +107,8 @@ class KerasHWApp(App):
         except ValueError as exc:
             self.notify(str(exc), title="settings", severity="error", timeout=10)
             return
+        if self.skip_bad:
+            overrides = dataclasses.replace(overrides, extra={**overrides.extra, "skip_bad": True})
         specs = get_study(name).specs(overrides)
         self.cancel_event = threading.Event()
         self.running = name
@@ -122,7 +125,10 @@ class KerasHWApp(App):
         try:
             from kerashw import estimate
 
-            p = estimate.plan(specs, self.store)
+            from kerashw.identity import identify_for_display
+
+            # the trainer identifies each run by its data's content; the plan does the same
+            p = estimate.plan(identify_for_display(specs, self.options), self.store)
             post(StudyStarted(name, p.runs, p.finished, p.estimate))
             results = self.run_study(
                 specs, store=self.store, studies=[name], listener=listener, cancel=cancel,
@@ -205,7 +211,7 @@ def run_app(store_path=None, mnist=None, skip_bad=False) -> int:
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--store") from None
     log = store.home / "tui-stderr.log"
-    app = KerasHWApp(store, TrainOptions(mnist=mnist, skip_bad=skip_bad))
+    app = KerasHWApp(store, TrainOptions(mnist=mnist), skip_bad=skip_bad)
     start = log.stat().st_size if log.exists() else 0
     with divert_stderr(log):
         app.run()

@@ -13,7 +13,8 @@ from textual.message import Message
 from textual.widgets import Button, DataTable, Input, Label, Static
 
 from kerashw import estimate
-from kerashw.config import Overrides
+from kerashw.config import Overrides, TrainOptions
+from kerashw.identity import identify_for_display
 from kerashw.studies import STUDIES
 
 
@@ -27,12 +28,12 @@ class StudyTable(DataTable):
         self.add_column("done", key="done")
         self.add_column("est.", key="est")
 
-    def refresh_rows(self, store, overrides: Overrides | None) -> None:
+    def refresh_rows(self, store, overrides: Overrides | None, options: TrainOptions) -> None:
         keep = self.cursor_row
         self.clear()
         timings = estimate.Timings(store)  # one read of the store for every study
         for name, study in STUDIES.items():
-            p = estimate.plan(study.specs(overrides), timings)
+            p = estimate.plan(identify_for_display(study.specs(overrides), options), timings)
             self.add_row(name, str(p.runs), str(p.finished), p.estimate, key=name)
         if self.row_count:
             self.move_cursor(row=min(keep, self.row_count - 1))
@@ -125,9 +126,10 @@ class SettingsForm(Vertical):
 class StudiesPane(Horizontal):
     """The study list and the selected study's runs on the left, settings on the right."""
 
-    def __init__(self, store, **kwargs):
+    def __init__(self, store, options: TrainOptions = TrainOptions(), **kwargs):
         super().__init__(**kwargs)
         self.store = store
+        self.options = options  # where MNIST comes from: part of each run's identity
         self.table = StudyTable(id="study-table")
         self.detail = Static("", id="study-detail")
         self.settings = SettingsForm(id="settings")
@@ -155,14 +157,14 @@ class StudiesPane(Horizontal):
     def refresh_studies(self) -> None:
         """Run ids, finished counts and estimates follow the settings as typed."""
         overrides = self.settings.check()  # None (the defaults) while a field is invalid
-        self.table.refresh_rows(self.store, overrides)
+        self.table.refresh_rows(self.store, overrides, self.options)
         self.show_detail(overrides)
 
     def show_detail(self, overrides: Overrides | None) -> None:
         name = self.table.selected
         study = STUDIES[name]
         lines = [f"[b]{name}[/b]: {study.description}"]
-        for spec in study.specs(overrides):
+        for spec in identify_for_display(study.specs(overrides), self.options):
             mark = "✓" if self.store.status(spec.run_id) == "finished" else "·"
             lines.append(f" {mark} {spec.label()}  [dim]{spec.run_id[:8]}[/dim]")
         lines.append("[dim] ✓ finished in the store: a start skips it[/dim]")

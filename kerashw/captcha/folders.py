@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import csv
+import hashlib
+import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,17 +42,27 @@ def read_labelled_folder(folder: Path) -> list[Item]:
     labels_csv = folder / "labels.csv"
     items = []
     if labels_csv.exists():
-        with open(labels_csv, newline="") as f:
-            rows = list(csv.reader(f))
+        try:  # utf-8-sig: spreadsheet programs start their CSV with a byte-order mark
+            with open(labels_csv, newline="", encoding="utf-8-sig") as f:
+                rows = list(csv.reader(f))
+        except UnicodeDecodeError as exc:
+            raise DataError(f"{labels_csv}: not UTF-8 text (byte {exc.start}: {exc.reason}); "
+                            "save it as UTF-8 CSV with the header 'filename,label'") from None
         if not rows or [c.strip().lower() for c in rows[0][:2]] != ["filename", "label"]:
             raise DataError(f"{labels_csv} line 1: want the header 'filename,label', got {rows[:1]}")
+        seen: dict[str, int] = {}
         for lineno, row in enumerate(rows[1:], start=2):
             if not row or not "".join(row).strip():
                 continue
             if len(row) < 2:
                 raise DataError(f"{labels_csv} line {lineno}: want 'filename,label', got {row}")
+            name = row[0].strip()
+            if name in seen:  # the same image twice would sit in two splits, or carry two labels
+                raise DataError(f"{labels_csv} lines {seen[name]} and {lineno} both list {name!r}; "
+                                "each image may be listed once")
+            seen[name] = lineno
             encode(row[1], f"{labels_csv} line {lineno}")
-            items.append(Item(folder / row[0].strip(), row[1].strip().upper()))
+            items.append(Item(folder / name, row[1].strip().upper()))
     else:
         for p in sorted(folder.iterdir()):
             if p.suffix.lower() in IMAGE_SUFFIXES:
@@ -89,3 +101,32 @@ def source_items(data: str | None, seed: int = 0, progress=None) -> dict[str, li
     if all(d.is_dir() for d in subs.values()):
         return {p: read_labelled_folder(d) for p, d in subs.items()}
     return read_labelled_folder(root)
+
+
+def fingerprint(spec, options=None, *, fetch: bool = True) -> str:
+    """The content of a captcha folder: each image's bytes, name and label, and how the
+    folder is laid out (one folder, or train/val/test). Cached by the files' sizes and
+    mtimes, so an unchanged folder is not read again."""
+    src = source_items(spec.data)
+    groups = sorted(src.items()) if isinstance(src, dict) else [("all", src)]
+    listing = []
+    for group, items in groups:
+        for it in items:
+            st = it.path.stat() if it.path.exists() else None
+            listing.append((group, str(it.path), it.label, st.st_size if st else -1, st.st_mtime_ns if st else -1))
+    key = hashlib.sha256(json.dumps(listing).encode()).hexdigest()[:24]
+    cached = cache_dir() / "fingerprints" / key
+    if cached.exists():
+        return cached.read_text()
+    h = hashlib.sha256()
+    for group, items in groups:
+        for it in items:
+            body = it.path.read_bytes() if it.path.exists() else b"<missing>"
+            h.update(f"{group}|{it.path.name}|{it.label}|".encode())
+            h.update(hashlib.sha256(body).digest())
+    digest = "captcha-" + h.hexdigest()[:16]
+    cached.parent.mkdir(parents=True, exist_ok=True)
+    tmp = cached.with_name(f"{key}.tmp{os.getpid()}")
+    tmp.write_text(digest)
+    os.replace(tmp, cached)
+    return digest

@@ -71,12 +71,17 @@ def input_shape(spec: RunSpec) -> tuple:
 
 def prepare(spec: RunSpec, options) -> Task:
     splits, skipped = captcha_splits(spec.data, spec.preprocess, spec.seed, spec.limit,
-                                     counts=options.counts, skip_bad=options.skip_bad,
-                                     progress=options.progress)
+                                     counts=spec.split, skip_bad=spec.skip_bad, progress=options.progress)
     splits = {p: _with_chars(s) for p, s in splits.items()}
     train = splits["train"]
-    if len(train) == 0:
-        raise DataError(f"no training images in {spec.data or 'the synthetic set'}")
+    where = spec.data or "the synthetic set"
+    if len(train) < spec.batch_size:
+        raise DataError(f"{where}: {len(train)} training image(s), fewer than one batch of {spec.batch_size}")
+    for k, phase in ((1, "val"), (2, "test")):
+        asked_none = spec.split is not None and spec.split[k] == 0
+        if not len(splits[phase]) and not asked_none:  # an empty split would "finish" unmeasured
+            raise DataError(f"{where}: no {phase} images; add some, or pass --split TRAIN VAL TEST "
+                            f"with {phase} 0 to train without them")
     metrics = {h: [keras.metrics.SparseCategoricalAccuracy(name="acc")] for h in HEADS}
     metrics["chars"] = [keras.metrics.MeanMetricWrapper(whole_captcha, name="whole")]
     return Task(

@@ -2,7 +2,9 @@
 or a download as the last resort; every source validated. NumPy only."""
 from __future__ import annotations
 
+import functools
 import gzip
+import hashlib
 import os
 import struct
 from pathlib import Path
@@ -115,3 +117,40 @@ def load_mnist(path: str | os.PathLike | None = None) -> dict:
         raise DataError(f"MNIST download failed ({type(exc).__name__}: {exc}). {HOW_TO_PROVIDE}") from exc
     return validate_mnist({"x_train": xtr, "y_train": ytr, "x_test": xte, "y_test": yte},
                           Path("~/.keras/datasets/mnist.npz"))
+
+
+def _version(path) -> tuple:
+    """Which file, in which version: the lookup's answer with its size and mtime."""
+    found = find_mnist(path)
+    st = found.stat() if found is not None and found.exists() else None
+    return (str(found) if found is not None else None, st.st_size if st else 0, st.st_mtime_ns if st else 0)
+
+
+@functools.lru_cache(maxsize=4)
+def _load_version(path: str | None, size: int, mtime_ns: int) -> dict:
+    return load_mnist(path)
+
+
+def load_mnist_once(path: str | os.PathLike | None = None) -> dict:
+    """load_mnist, once per process per file version: a study's runs share one load."""
+    return _load_version(*_version(path))
+
+
+@functools.lru_cache(maxsize=4)
+def _fingerprint_version(path: str | None, size: int, mtime_ns: int) -> str:
+    arrays = _load_version(path, size, mtime_ns)
+    h = hashlib.sha256()
+    for key in MNIST_KEYS:
+        a = np.ascontiguousarray(arrays[key])
+        h.update(f"{key}{a.shape}{a.dtype}".encode())
+        h.update(a.tobytes())
+    return "mnist-" + h.hexdigest()[:16]
+
+
+def fingerprint(spec, options, *, fetch: bool = True) -> str:
+    """The content of the MNIST arrays a run would train on (so they are loaded and checked).
+    Without `fetch`, a machine with no local copy gets a DataError instead of a download."""
+    version = _version(options.mnist)
+    if version[0] is None and not fetch:
+        raise DataError(f"no local MNIST file. {HOW_TO_PROVIDE}")
+    return _fingerprint_version(*version)

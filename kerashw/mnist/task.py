@@ -1,7 +1,6 @@
 """The MNIST task for train.run: the report's 48,000 / 6,000 split, one softmax head."""
 from __future__ import annotations
 
-import functools
 import math
 
 import keras
@@ -45,15 +44,8 @@ def input_shape(spec: RunSpec) -> tuple:
     return INPUT_SHAPE
 
 
-@functools.lru_cache(maxsize=2)
-def _mnist_arrays(path: str | None) -> dict:
-    # A study runs many specs on one file; load and validate it once per process.
-    return source.load_mnist(path)
-
-
 def prepare(spec: RunSpec, options) -> Task:
-    mnist = options.mnist
-    splits = mnist_splits(_mnist_arrays(str(mnist) if mnist else None), spec.seed, spec.limit)
+    splits = mnist_splits(source.load_mnist_once(options.mnist), spec.seed, spec.limit)
     train = splits["train"]
     return Task(
         input_shape=INPUT_SHAPE,
