@@ -57,14 +57,26 @@ skip_bad_option = click.option("--skip-bad", is_flag=True,
                                help="Captcha: skip unreadable images (counted) instead of failing.")
 
 
-def _store(path) -> Store:
-    try:
-        return Store(path)
-    except ValueError as exc:
-        raise click.ClickException(str(exc)) from None
+def _store(path, readonly: bool = False) -> Store:
+    """The store a command works on; commands that only read open it read-only."""
+    return Store(path, readonly=readonly)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class Commands(click.Group):
+    """Bad data and unusable stores end any command with their one-line message (the
+    file and what is wrong), never a traceback."""
+
+    def invoke(self, ctx):
+        from kerashw.config import DataError
+        from kerashw.store import StoreError
+
+        try:
+            return super().invoke(ctx)
+        except (DataError, StoreError) as exc:
+            raise click.ClickException(str(exc)) from None
+
+
+@click.group(cls=Commands, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="kerashw")
 def main():
     """Run the ML course's HW2 studies as reproducible Keras experiments."""
@@ -79,7 +91,7 @@ def list_cmd(params, store_path):
     from kerashw.identity import identify_for_display
 
     # Listing must not create a store; without one nothing is finished yet.
-    store = _store(store_path) if Store.resolve(store_path).exists() else None
+    store = _store(store_path, readonly=True) if Store.resolve(store_path).exists() else None
     timings = estimate.Timings(store)
     counts = {}
     if params:
@@ -193,7 +205,7 @@ def results(run_id, exp, fmt, store_path, confusion):
     """Stored runs, or one run's epochs (RUN_ID, a unique prefix is enough)."""
     from kerashw import report
 
-    store = _store(store_path)
+    store = _store(store_path, readonly=True)
     if run_id:
         try:
             row = store.find(run_id)
@@ -215,9 +227,9 @@ def results(run_id, exp, fmt, store_path, confusion):
         click.echo(f"No runs{where} in {store.path}. Start one with: kerashw train --exp lr")
         return
     if fmt == "json":
-        import json
+        from kerashw.store import to_json
 
-        click.echo(json.dumps([dataclasses.asdict(r) for r in rows], indent=2))
+        click.echo(to_json([dataclasses.asdict(r) for r in rows], indent=2))  # strict: NaN is null
         return
     headers, table_rows = report.result_rows(rows)
     if fmt == "table":
@@ -277,7 +289,7 @@ def export(run_id, output, best_of, exp, weights, store_path):
     _quiet_tf()
     from kerashw.export import ExportError, best_run, export_run
 
-    store = _store(store_path)
+    store = _store(store_path, readonly=True)
     try:
         if best_of:
             if not exp:

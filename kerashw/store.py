@@ -73,7 +73,7 @@ CREATE TABLE IF NOT EXISTS epochs (
 """
 
 
-def _json(value) -> str:
+def to_json(value, **kwargs) -> str:
     """Strict JSON: NaN and infinities (a diverged run's loss) become null."""
     def clean(v):
         if isinstance(v, float) and not math.isfinite(v):
@@ -84,7 +84,7 @@ def _json(value) -> str:
             return [clean(x) for x in v]
         return v
 
-    return json.dumps(clean(value), allow_nan=False)
+    return json.dumps(clean(value), allow_nan=False, **kwargs)
 
 
 def default_home() -> Path:
@@ -133,18 +133,50 @@ class RunRow:
     error: str | None
 
 
-class Store:
-    """One SQLite file; short transactions so concurrent writers wait, not fail."""
+class StoreError(ValueError):
+    """A store that cannot be used as it is; the message names the file and what is wrong."""
 
-    def __init__(self, path: str | os.PathLike | None = None):
-        path = self.resolve(path)
-        self.path = path
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+
+RUN_COLUMNS = {"id", "task", "label", "spec", "status", "started", "ended", "elapsed", "trainable_params",
+               "total_params", "final", "best", "versions", "seed", "error"}
+
+
+class Store:
+    """One SQLite file; short transactions so concurrent writers wait, not fail.
+
+    `readonly=True` (the commands that only read) opens the file read-only: it must exist
+    and be kerashw's, and nothing in it or beside it is created or changed."""
+
+    def __init__(self, path: str | os.PathLike | None = None, *, readonly: bool = False):
+        self.path = self.resolve(path)
+        self.readonly = readonly
+        folder = self.path.parent
+        if folder.exists() and not folder.is_dir():
+            raise StoreError(f"{folder} is a file; --store takes a results folder or a .db file")
+        if readonly:
+            if not self.path.is_file():
+                raise StoreError(f"{self.path}: no results store here yet (train something with this --store first)")
+            self._check_kerashw()
+            return
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(f"cannot create the results folder {folder}: {exc.strerror}") from None
+        if self.path.exists():
+            self._check_kerashw()  # another program's SQLite file is refused, never given our tables
+        with self._connect() as con:
+            con.executescript(SCHEMA)
+
+    def _check_kerashw(self) -> None:
         try:
             with self._connect() as con:
-                con.executescript(SCHEMA)
-        except sqlite3.DatabaseError as exc:
-            raise ValueError(f"{self.path} is not a kerashw results store (SQLite said: {exc})") from exc
+                tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+                columns = {r[1] for r in con.execute("PRAGMA table_info(runs)")}
+        except StoreError as exc:
+            raise StoreError(f"{self.path} is not a kerashw results store ({exc.__cause__ or exc})") from None
+        if tables and not RUN_COLUMNS <= columns:
+            raise StoreError(f"{self.path} is not a kerashw results store: it has tables "
+                             f"{sorted(tables)[:6]} but no kerashw runs table; choose another --store")
 
     @staticmethod
     def resolve(path: str | os.PathLike | None) -> Path:
@@ -163,13 +195,24 @@ class Store:
     @contextmanager
     def _connect(self):
         # A fresh connection per call: safe from any thread (the TUI trains in a worker).
-        con = sqlite3.connect(self.path, timeout=30.0)
+        # SQLite's own errors (a damaged page, a full disk, a read-only file) become one
+        # StoreError naming the store.
         try:
-            con.execute("PRAGMA journal_mode=WAL")
-            con.execute("PRAGMA foreign_keys=ON")
+            if self.readonly:
+                con = sqlite3.connect(f"{self.path.resolve().as_uri()}?mode=ro", uri=True, timeout=30.0)
+            else:
+                con = sqlite3.connect(self.path, timeout=30.0)
+        except sqlite3.Error as exc:
+            raise StoreError(f"{self.path}: cannot open ({exc})") from exc
+        try:
+            if not self.readonly:
+                con.execute("PRAGMA journal_mode=WAL")
+                con.execute("PRAGMA foreign_keys=ON")
             con.execute("PRAGMA busy_timeout=30000")
             with con:  # one transaction
                 yield con
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"{self.path}: {exc}") from exc
         finally:
             con.close()
 
@@ -187,6 +230,8 @@ class Store:
             except BaseException:
                 con.execute("ROLLBACK")
                 raise
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"{self.path}: {exc}") from exc
         finally:
             con.close()
 
@@ -257,7 +302,7 @@ class Store:
             con.execute(
                 f"INSERT OR REPLACE INTO {table} VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (run_id, epoch, phase, samples, metrics.get("loss"), metrics.get("top1"),
-                 metrics.get("top3"), _json(extra) if extra else None, seconds),
+                 metrics.get("top3"), to_json(extra) if extra else None, seconds),
             )
             con.execute("UPDATE claims SET heartbeat=? WHERE run_id=?", (time.time(), run_id))
 
@@ -280,7 +325,7 @@ class Store:
                 con.execute("DELETE FROM attempt_epochs WHERE run_id=?", (run_id,))
             con.execute(
                 "UPDATE runs SET status=?, ended=?, elapsed=?, final=?, best=?, error=? WHERE id=?",
-                (status, time.time(), elapsed, _json(final or {}), _json(best or {}), error, run_id),
+                (status, time.time(), elapsed, to_json(final or {}), to_json(best or {}), error, run_id),
             )
         return status
 
@@ -359,14 +404,21 @@ class Store:
             for rid, st in con.execute("SELECT run_id, study FROM run_studies ORDER BY study"):
                 studies.setdefault(rid, []).append(st)
             live = self._live_claims(con)
+        def load(r, column: str, default: str = "{}"):
+            try:
+                return json.loads(r[column] or default)
+            except ValueError as exc:
+                raise StoreError(f"{self.path}: run {r['id']} has an unreadable {column} field ({exc}); "
+                                 f"fix or delete that run") from None
+
         return [
             RunRow(
-                id=r["id"], task=r["task"], label=r["label"], spec=json.loads(r["spec"]),
+                id=r["id"], task=r["task"], label=r["label"], spec=load(r, "spec"),
                 status=STALE if r["status"] == "running" and r["id"] not in live else r["status"],
                 studies=studies.get(r["id"], []), started=r["started"],
                 ended=r["ended"], elapsed=r["elapsed"], trainable_params=r["trainable_params"],
-                total_params=r["total_params"], final=json.loads(r["final"] or "{}"),
-                best=json.loads(r["best"] or "{}"), versions=json.loads(r["versions"] or "{}"),
+                total_params=r["total_params"], final=load(r, "final"),
+                best=load(r, "best"), versions=load(r, "versions"),
                 seed=r["seed"], error=r["error"],
             )
             for r in rows
@@ -383,7 +435,11 @@ class Store:
         out = []
         for r in rows:
             d = {k: r[k] for k in ("epoch", "phase", "samples", "loss", "top1", "top3", "seconds")}
-            d.update(json.loads(r["extra"] or "{}"))
+            try:
+                d.update(json.loads(r["extra"] or "{}"))
+            except ValueError as exc:
+                raise StoreError(f"{self.path}: run {run_id} epoch {r['epoch']} {r['phase']} has an "
+                                 f"unreadable extra field ({exc}); fix or delete that run") from None
             out.append(d)
         return out
 

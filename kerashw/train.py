@@ -85,8 +85,18 @@ def _summarise(history: list[dict]) -> tuple[dict, dict]:
     return final, best
 
 
+# A run diverged when a loss is not finite, or ran away: above DIVERGED_LOSS, or above
+# DIVERGED_FACTOR times its first epoch's training loss (a loss of 6e19 is not "finished").
+DIVERGED_LOSS = 1e6
+DIVERGED_FACTOR = 100.0
+
+
 def _diverged(history: list[dict]) -> bool:
-    return any(isinstance(r.get("loss"), float) and not math.isfinite(r["loss"]) for r in history)
+    losses = [r["loss"] for r in history if isinstance(r.get("loss"), (int, float))]
+    first = next((r["loss"] for r in history if r["phase"] == "train"), None)
+    limit = DIVERGED_LOSS if first is None or not math.isfinite(first) else \
+        min(DIVERGED_LOSS, DIVERGED_FACTOR * max(first, 1e-12))
+    return any(not math.isfinite(x) or x > limit for x in losses)
 
 
 class RunOwned(RuntimeError):
