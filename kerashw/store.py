@@ -167,13 +167,23 @@ class Store:
         with self._connect() as con:
             con.executescript(SCHEMA)
 
+    def _readonly_uri(self) -> str:
+        # With no -wal file beside it nobody is writing, and "immutable" reads without creating
+        # SQLite's -wal/-shm companions; with one, a writer is active and a plain read-only
+        # connection sees its committed epochs (the companions exist already).
+        wal = self.path.with_name(self.path.name + "-wal")
+        return f"{self.path.resolve().as_uri()}?mode=ro" + ("" if wal.exists() else "&immutable=1")
+
     def _check_kerashw(self) -> None:
+        readonly, self.readonly = self.readonly, True  # look without changing anything
         try:
             with self._connect() as con:
                 tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
                 columns = {r[1] for r in con.execute("PRAGMA table_info(runs)")}
         except StoreError as exc:
             raise StoreError(f"{self.path} is not a kerashw results store ({exc.__cause__ or exc})") from None
+        finally:
+            self.readonly = readonly
         if tables and not RUN_COLUMNS <= columns:
             raise StoreError(f"{self.path} is not a kerashw results store: it has tables "
                              f"{sorted(tables)[:6]} but no kerashw runs table; choose another --store")
@@ -199,7 +209,7 @@ class Store:
         # StoreError naming the store.
         try:
             if self.readonly:
-                con = sqlite3.connect(f"{self.path.resolve().as_uri()}?mode=ro", uri=True, timeout=30.0)
+                con = sqlite3.connect(self._readonly_uri(), uri=True, timeout=30.0)
             else:
                 con = sqlite3.connect(self.path, timeout=30.0)
         except sqlite3.Error as exc:

@@ -88,3 +88,12 @@ def captcha_run(tmp_path_factory, synth_folder):
     (row,) = store.runs()
     return store, row, r.output
 
+
+@pytest.fixture(scope="session")
+def tiny_mnist(tmp_path_factory) -> Path:
+    """An MNIST-format file of random digits (600 train, 100 test): for tests of training's
+    machinery (claims, interrupts, two writers), where the real digits only cost time."""
+    path = tmp_path_factory.mktemp("tiny-mnist") / "mnist.npz"
+    np.savez(path, **tiny_mnist_arrays(n_train=600, n_test=100, seed=5))
+    return path
+

@@ -32,19 +32,19 @@ def test_one_epoch_on_a_slice_stores_three_phases(store, mnist_path):
     assert "test_top1" in (run_dir / "metrics.csv").read_text().splitlines()[0]
 
 
-def test_same_seed_same_numbers(store, mnist_path, tmp_path):
+def test_same_seed_same_numbers(store, tiny_mnist, tmp_path):
     from kerashw.store import Store
 
     spec = RunSpec(epochs=1, limit=256, batch_size=32)
-    a = train.run(spec, store=store, options=opts(mnist_path))
-    b = train.run(spec, store=Store(tmp_path / "other"), options=opts(mnist_path))
+    a = train.run(spec, store=store, options=opts(tiny_mnist))
+    b = train.run(spec, store=Store(tmp_path / "other"), options=opts(tiny_mnist))
     assert a.final["test"]["loss"] == pytest.approx(b.final["test"]["loss"], rel=1e-6)
     c = train.run(RunSpec(epochs=1, limit=256, batch_size=32, seed=7), store=store,
-                  options=opts(mnist_path))
+                  options=opts(tiny_mnist))
     assert c.final["test"]["loss"] != pytest.approx(a.final["test"]["loss"], rel=1e-6)
 
 
-def test_study_shares_baseline_and_resume_skips(store, mnist_path):
+def test_study_shares_baseline_and_resume_skips(store, tiny_mnist):
     seen = []
 
     class Count(Listener):
@@ -54,31 +54,31 @@ def test_study_shares_baseline_and_resume_skips(store, mnist_path):
     def specs(name):
         return [s.__class__(**{**s.to_dict(), "epochs": 1, "limit": 256}) for s in get_study(name).make()]
 
-    train.run_study(specs("lr"), store=store, studies=["lr"], listener=Count(), options=opts(mnist_path))
+    train.run_study(specs("lr"), store=store, studies=["lr"], listener=Count(), options=opts(tiny_mnist))
     assert len(seen) == 3
     results = train.run_study(specs("optimizer"), store=store, studies=["optimizer"], listener=Count(),
-                              options=opts(mnist_path))
+                              options=opts(tiny_mnist))
     assert len(seen) == 4  # the baseline was reused, only sgd trained
     assert [r.status for r in results] == ["skipped", "finished"]
     baseline_id = results[0].run_id
     assert store.get(baseline_id).studies == ["lr", "optimizer"]
     assert len(store.runs(study="lr")) == 3 and len(store.runs(study="optimizer")) == 2
     train.run_study(specs("optimizer")[:1], store=store, studies=["optimizer"], listener=Count(),
-                    options=opts(mnist_path), force=True)
+                    options=opts(tiny_mnist), force=True)
     assert len(seen) == 5 and seen[-1] == baseline_id  # --force trains a finished run again
 
 
-def test_huge_learning_rate_is_stored_as_diverged(store, mnist_path):
+def test_huge_learning_rate_is_stored_as_diverged(store, tiny_mnist):
     spec = RunSpec(optimizer="sgd", lr=1e12, epochs=3, limit=512)
-    spec = identify(spec, opts(mnist_path))  # the id names the MNIST file's content
+    spec = identify(spec, opts(tiny_mnist))  # the id names the MNIST file's content
     results = train.run_study([spec, RunSpec(epochs=1, limit=128)], store=store,
-                              options=opts(mnist_path))
+                              options=opts(tiny_mnist))
     assert [r.status for r in results] == ["diverged", "finished"]  # the study went on
     assert store.status(spec.run_id) == "diverged"
     assert len({e["epoch"] for e in store.epochs(spec.run_id)}) < 3  # TerminateOnNaN stopped it
 
 
-def test_cancel_marks_interrupted_and_keeps_finished(store, mnist_path):
+def test_cancel_marks_interrupted_and_keeps_finished(store, tiny_mnist):
     cancel = threading.Event()
 
     class CancelInSecondRun(Listener):
@@ -90,9 +90,9 @@ def test_cancel_marks_interrupted_and_keeps_finished(store, mnist_path):
             self.run = index
 
     specs = [RunSpec(epochs=1, limit=256), RunSpec(epochs=3, limit=2048, lr=0.01), RunSpec(lr=0.25)]
-    specs = identify_all(specs, opts(mnist_path))
+    specs = identify_all(specs, opts(tiny_mnist))
     results = train.run_study(specs, store=store, listener=CancelInSecondRun(), cancel=cancel,
-                              options=opts(mnist_path))
+                              options=opts(tiny_mnist))
     assert [r.status for r in results] == ["finished", "interrupted"]  # the third never started
     assert store.status(specs[0].run_id) == "finished"
     assert store.status(specs[1].run_id) == "interrupted"
@@ -100,15 +100,15 @@ def test_cancel_marks_interrupted_and_keeps_finished(store, mnist_path):
     assert store.get(specs[2].run_id) is None
 
 
-def test_keyboard_interrupt_is_stored(store, mnist_path):
+def test_keyboard_interrupt_is_stored(store, tiny_mnist):
     class CtrlC(Listener):
         def step(self, step, steps):
             raise KeyboardInterrupt
 
     spec = RunSpec(epochs=2, limit=512)
-    spec = identify(spec, opts(mnist_path))  # the id names the MNIST file's content
+    spec = identify(spec, opts(tiny_mnist))  # the id names the MNIST file's content
     with pytest.raises(KeyboardInterrupt):
-        train.run_study([spec], store=store, listener=CtrlC(), options=opts(mnist_path))
+        train.run_study([spec], store=store, listener=CtrlC(), options=opts(tiny_mnist))
     assert store.status(spec.run_id) == "interrupted"
 
 

@@ -288,8 +288,8 @@ async def test_results_compare_deltas_and_export(trained_store, tmp_path, monkey
         assert (exported[0] / "saved_model.pb").exists() and (exported[0] / "kerashw.json").exists()
 
 
-async def test_tui_and_cli_write_one_store_at_once(store, mnist_path):
-    env = {**os.environ, "KERASHW_MNIST": str(mnist_path)}
+async def test_tui_and_cli_write_one_store_at_once(store, tiny_mnist):
+    env = {**os.environ, "KERASHW_MNIST": str(tiny_mnist)}
     cli = subprocess.Popen(
         [sys.executable, "-m", "kerashw.cli", "train", "--exp", "optimizer", "--epochs", "1",
          "--limit", "300", "--store", str(store.home)],

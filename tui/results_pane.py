@@ -10,7 +10,10 @@ from textual.binding import Binding
 from textual.containers import Vertical
 from textual.widgets import DataTable, Static
 
+from rich.markup import escape
+
 from kerashw import report
+from kerashw.store import StoreError
 
 
 def _sort_key(cell):
@@ -59,7 +62,14 @@ class ResultsView(Vertical):
 
     def reload(self) -> None:
         table = self.table
-        rows = self.store.runs()
+        try:
+            rows = self.store.runs()
+        except StoreError as exc:  # a damaged store: say so here, keep the app up
+            table.clear(columns=True)
+            table.add_column("the store cannot be read")
+            self.title_line.update(f"[red]{escape(str(exc))}[/red]")
+            self.app.notify(str(exc), title="results store", severity="error", timeout=20)
+            return
         self.rows = {r.id: r for r in rows}
         self.selected = [i for i in self.selected if i in self.rows]
         if self.baseline not in self.rows:

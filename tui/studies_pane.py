@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from rich.markup import escape
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
@@ -15,6 +16,7 @@ from textual.widgets import Button, DataTable, Input, Label, Static
 from kerashw import estimate
 from kerashw.config import Overrides, TrainOptions
 from kerashw.identity import identify_for_display
+from kerashw.store import StoreError
 from kerashw.studies import STUDIES
 
 
@@ -157,8 +159,11 @@ class StudiesPane(Horizontal):
     def refresh_studies(self) -> None:
         """Run ids, finished counts and estimates follow the settings as typed."""
         overrides = self.settings.check()  # None (the defaults) while a field is invalid
-        self.table.refresh_rows(self.store, overrides, self.options)
-        self.show_detail(overrides)
+        try:
+            self.table.refresh_rows(self.store, overrides, self.options)
+            self.show_detail(overrides)
+        except StoreError as exc:  # the Results tab says what is wrong; the list stays usable
+            self.detail.update(f"[red]{escape(str(exc))}[/red]")
 
     def show_detail(self, overrides: Overrides | None) -> None:
         name = self.table.selected
@@ -172,7 +177,10 @@ class StudiesPane(Horizontal):
 
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
         event.stop()
-        self.show_detail(self.settings.check())
+        try:
+            self.show_detail(self.settings.check())
+        except StoreError as exc:
+            self.detail.update(f"[red]{escape(str(exc))}[/red]")
 
     def on_input_changed(self, event: Input.Changed) -> None:
         event.stop()

@@ -1,0 +1,312 @@
+"""What kerashw promises under bad input, interruption and a second writer
+(docs/reliability.md). Each test here failed before these promises were kept."""
+import dataclasses
+import json
+import os
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import threading
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from kerashw import train
+from kerashw.cli import main
+from kerashw.config import DataError, RunSpec, TrainOptions
+from kerashw.identity import identify
+from kerashw.listener import Listener
+from kerashw.store import Store, StoreError
+
+
+def _cli(*args, env=None):
+    return subprocess.run([sys.executable, "-m", "kerashw.cli", *args], capture_output=True, text=True,
+                          env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", **(env or {})}, timeout=300)
+
+
+def _captcha_folder(src, dst):
+    return shutil.copytree(src, dst, copy_function=shutil.copyfile)
+
+
+# -- 1. identity: the data's content, not its path -------------------------------------
+
+
+def test_edited_labels_are_a_new_run_not_a_reuse(tmp_path, synth_folder):
+    """Process 1 trains on a folder; labels.csv is edited; process 2 (this one) trains
+    again on the same store: a second run, not "already finished, reusing it"."""
+    folder = _captcha_folder(synth_folder, tmp_path / "caps")
+    store_dir = tmp_path / "st"
+    args = ["train", "--model", "resnet18_mod", "--data", str(folder), "--epochs", "1", "--limit", "64",
+            "--no-augment", "--store", str(store_dir)]
+    first = _cli(*args)
+    assert first.returncode == 0, first.stdout + first.stderr
+    labels = (folder / "labels.csv").read_text().splitlines()
+    name, label = labels[1].split(",")
+    labels[1] = f"{name},{label[::-1]}"  # one image gets another label
+    (folder / "labels.csv").write_text("\n".join(labels) + "\n")
+    r = CliRunner().invoke(main, args)
+    assert r.exit_code == 0, r.output
+    assert "reusing it" not in r.output
+    rows = Store(store_dir).runs()
+    assert len(rows) == 2 and {r.status for r in rows} == {"finished"}
+    assert rows[0].spec["data_id"] != rows[1].spec["data_id"]
+
+
+def test_same_data_anywhere_is_the_same_run_and_paths_are_normalised(tmp_path, synth_folder, monkeypatch):
+    spec = RunSpec(task="captcha", model="resnet18_mod", preprocess="original", data=str(synth_folder))
+    ids = {identify(spec).run_id}
+    monkeypatch.chdir(synth_folder.parent)
+    for spelling in (synth_folder.name, synth_folder.name + "/", f"./{synth_folder.name}//"):
+        ids.add(identify(RunSpec(task="captcha", model="resnet18_mod", data=spelling)).run_id)
+    copy = _captcha_folder(synth_folder, tmp_path / "elsewhere")
+    ids.add(identify(RunSpec(task="captcha", model="resnet18_mod", data=str(copy))).run_id)
+    assert len(ids) == 1  # relative, trailing slash, another place with the same bytes
+    (copy / next(copy.glob("*.png")).name).write_bytes(b"\x89PNG other bytes")
+    assert identify(RunSpec(task="captcha", model="resnet18_mod", data=str(copy))).run_id not in ids
+
+
+def test_another_mnist_file_is_another_run_and_a_bad_one_is_checked_first(tmp_path):
+    from conftest import tiny_mnist_arrays
+
+    a, b = tmp_path / "a.npz", tmp_path / "b.npz"
+    np.savez(a, **tiny_mnist_arrays(seed=0))
+    np.savez(b, **tiny_mnist_arrays(seed=1))
+    ida = identify(RunSpec(), TrainOptions(mnist=str(a))).run_id
+    assert ida == identify(RunSpec(), TrainOptions(mnist=str(a))).run_id
+    assert ida != identify(RunSpec(), TrainOptions(mnist=str(b))).run_id
+    bad = tmp_path / "bad.npz"
+    bad.write_bytes(b"not an npz")
+    with pytest.raises(DataError, match="bad.npz"):
+        identify(RunSpec(), TrainOptions(mnist=str(bad)))
+
+
+def test_split_and_skip_bad_are_part_of_the_id():
+    base = RunSpec(task="captcha", model="resnet18_mod", data="/x")
+    ids = {base.run_id, RunSpec(task="captcha", model="resnet18_mod", data="/x", split=(10, 2, 2)).run_id,
+           RunSpec(task="captcha", model="resnet18_mod", data="/x", skip_bad=True).run_id}
+    assert len(ids) == 3
+
+
+# -- 2. ownership: no finished run wiped, none left "running" ----------------------------
+
+
+def test_two_trainers_on_one_store_train_each_run_once(tmp_path, tiny_mnist):
+    store_dir = tmp_path / "st"
+    cmd = [sys.executable, "-m", "kerashw.cli", "train", "--exp", "optimizer", "--epochs", "1",
+           "--limit", "256", "--store", str(store_dir)]
+    env = {**os.environ, "KERASHW_MNIST": str(tiny_mnist), "TF_CPP_MIN_LOG_LEVEL": "3"}
+    procs = [subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+             for _ in range(2)]
+    outs = [p.communicate(timeout=300)[0] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outs
+    rows = Store(store_dir).runs()
+    assert len(rows) == 2 and {r.status for r in rows} == {"finished"}
+    assert all(len(Store(store_dir).epochs(r.id)) == 3 for r in rows)  # nothing wiped
+    import re
+
+    trained = sum(len(re.findall(r"^finished [0-9a-f]{12} in", o, re.M)) for o in outs)
+    assert trained == 2, outs  # the other process skipped or reused, never trained a run twice
+
+
+class CancelAfterFirstEpoch(Listener):
+    def __init__(self, cancel):
+        self.cancel = cancel
+
+    def phase_ended(self, record):
+        if record["phase"] == "test":
+            self.cancel.set()
+
+
+def test_a_forced_rerun_that_is_interrupted_keeps_the_finished_result(store, tiny_mnist):
+    options = TrainOptions(mnist=str(tiny_mnist))
+    spec = RunSpec(epochs=2, limit=256)
+    first = train.run_study([spec], store=store, options=options)[0]
+    before = (store.get(first.run_id), store.epochs(first.run_id))
+    model_file = store.run_dir(first.run_id) / "model.keras"
+    stamp = model_file.stat().st_mtime_ns
+    cancel = threading.Event()
+    again = train.run_study([spec], store=store, options=options, force=True, cancel=cancel,
+                            listener=CancelAfterFirstEpoch(cancel))[0]
+    assert again.status == "interrupted"
+    assert store.get(first.run_id).status == "finished" and store.get(first.run_id).final == before[0].final
+    assert store.epochs(first.run_id) == before[1]  # 2 epochs x 3 phases, as they were
+    assert model_file.stat().st_mtime_ns == stamp and not list(store.home.glob("runs/*.attempt-*"))
+    done = train.run_study([spec], store=store, options=options, force=True)[0]
+    assert done.status == "finished" and len(store.epochs(first.run_id)) == 6  # a finished attempt replaces it
+
+
+def test_a_run_whose_owner_died_is_stale_and_is_taken_over(store):
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    assert store.claim("r1").verdict == "claimed"
+    store.start_run("r1", "mnist", "nn", {})
+    with sqlite3.connect(store.path) as con:  # as if kill -9 had hit the trainer
+        con.execute("UPDATE claims SET pid=?", (dead.pid,))
+    assert store.status("r1") == "stale" and store.get("r1").status == "stale"
+    assert store.claim("r1").verdict == "claimed"  # a rerun resumes it
+
+
+def test_a_live_owner_keeps_its_run(store):
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        assert store.claim("r1").verdict == "claimed"
+        with sqlite3.connect(store.path) as con:
+            con.execute("UPDATE claims SET pid=?", (other.pid,))
+        claim = store.claim("r1", force=True)
+        assert claim.verdict == "owned" and str(other.pid) in claim.owner
+    finally:
+        other.kill()
+
+
+def test_sigterm_is_handled_like_ctrl_c(tmp_path, tiny_mnist):
+    store_dir = tmp_path / "st"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "kerashw.cli", "train", "--model", "nn", "--epochs", "200", "--limit", "500",
+         "--store", str(store_dir)],
+        env={**os.environ, "KERASHW_MNIST": str(tiny_mnist), "TF_CPP_MIN_LOG_LEVEL": "3"},
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    lines = []
+    for line in proc.stdout:
+        lines.append(line)
+        if "phase: test" in line:
+            proc.send_signal(signal.SIGTERM)
+            break
+    out = "".join(lines) + proc.communicate(timeout=120)[0]
+    assert proc.returncode == 130, out
+    assert "Resume with: kerashw train --model nn --epochs 200 --limit 500 --store" in out
+    (row,) = Store(store_dir).runs()
+    assert row.status == "interrupted"
+
+
+# -- 3. splits and labels --------------------------------------------------------------------
+
+
+def test_bad_splits_are_refused_before_training(tmp_path, synth_folder):
+    r = CliRunner().invoke(main, ["train", "--model", "resnet18_mod", "--data", str(synth_folder),
+                                  "--split", "30", "-5", "10", "--store", str(tmp_path / "st")])
+    assert r.exit_code == 2 and "three counts >= 0" in r.output
+    with pytest.raises(ValueError, match="seed"):
+        RunSpec(seed=-1)
+    from kerashw.captcha.task import prepare
+
+    few = tmp_path / "few"
+    few.mkdir()
+    for p in sorted(synth_folder.glob("*.png"))[:7]:  # 4:1:3 of 7 images leaves val empty
+        shutil.copyfile(p, few / p.name)
+    labels = (synth_folder / "labels.csv").read_text().splitlines()[:8]
+    (few / "labels.csv").write_text("\n".join(labels) + "\n")
+    spec = RunSpec(task="captcha", model="resnet18_mod", data=str(few), batch_size=2, epochs=1)
+    with pytest.raises(DataError, match="no val images"):
+        prepare(spec.resolved(), TrainOptions())
+    with pytest.raises(DataError, match="fewer than one batch"):
+        prepare(dataclasses.replace(spec, batch_size=64).resolved(), TrainOptions())
+    prepare(dataclasses.replace(spec, split=(3, 0, 4)).resolved(), TrainOptions())  # asked for: fine
+
+
+def test_labels_csv_duplicates_bom_and_encoding(tmp_path, synth_folder):
+    from kerashw.captcha.folders import read_labelled_folder
+
+    folder = _captcha_folder(synth_folder, tmp_path / "caps")
+    text = (folder / "labels.csv").read_text()
+    (folder / "labels.csv").write_text("\ufeff" + text)  # as spreadsheet programs save CSV
+    assert len(read_labelled_folder(folder)) == 160
+    first = text.splitlines()[1]
+    (folder / "labels.csv").write_text(text + first.split(",")[0] + ",AAAA\n")
+    with pytest.raises(DataError, match=r"lines 2 and 162 both list"):
+        read_labelled_folder(folder)
+    (folder / "labels.csv").write_bytes(b"filename,label\n\xff\xfe.png,ABCD\n")
+    with pytest.raises(DataError, match="labels.csv: not UTF-8"):
+        read_labelled_folder(folder)
+
+
+# -- 4. damaged, foreign, read-only stores ---------------------------------------------------
+
+
+def test_another_programs_sqlite_file_is_refused_untouched(tmp_path):
+    db = tmp_path / "other.db"
+    with sqlite3.connect(db) as con:
+        con.execute("CREATE TABLE notes (body TEXT)")
+    before = db.read_bytes()
+    with pytest.raises(StoreError, match="not a kerashw results store"):
+        Store(db)
+    assert db.read_bytes() == before
+    r = CliRunner().invoke(main, ["results", "--store", str(db)])
+    assert r.exit_code == 1 and "not a kerashw results store" in r.output
+
+
+def test_reading_creates_nothing(tmp_path):
+    r = CliRunner().invoke(main, ["results", "--store", str(tmp_path / "none")])
+    assert r.exit_code == 1 and "no results store here" in r.output and not (tmp_path / "none").exists()
+    store = Store(tmp_path / "st")
+    store.claim("r1")
+    store.start_run("r1", "mnist", "nn", {})
+    store.finish_run("r1", "finished", 1.0)
+    files = sorted(p.name for p in (tmp_path / "st").iterdir())
+    stamp = (tmp_path / "st" / "runs.db").stat().st_mtime_ns
+    assert CliRunner().invoke(main, ["results", "--store", str(tmp_path / "st")]).exit_code == 0
+    assert sorted(p.name for p in (tmp_path / "st").iterdir()) == files
+    assert (tmp_path / "st" / "runs.db").stat().st_mtime_ns == stamp
+    with pytest.raises(StoreError, match="readonly|read-only"):
+        Store(tmp_path / "st", readonly=True).add_studies("r1", ["x"])
+    (tmp_path / "plain").write_text("x")
+    r = CliRunner().invoke(main, ["results", "--store", str(tmp_path / "plain" / "runs.db")])
+    assert r.exit_code == 1 and "is a file" in r.output
+
+
+def test_a_malformed_row_is_named_and_the_tui_stays_up(tmp_path):
+    store = Store(tmp_path / "st")
+    store.claim("good1")
+    store.start_run("good1", "mnist", "nn", {})
+    with sqlite3.connect(store.path) as con:
+        con.execute("UPDATE runs SET final='{broken' WHERE id='good1'")
+    r = CliRunner().invoke(main, ["results", "--store", str(tmp_path / "st")])
+    assert r.exit_code == 1 and "run good1 has an unreadable final field" in r.output
+    assert "Traceback" not in r.output
+
+    import asyncio
+
+    from tui.app import KerasHWApp
+
+    async def drive():
+        app = KerasHWApp(store, TrainOptions(mnist=str(tmp_path / "none.npz")))
+        async with app.run_test(size=(80, 24)) as pilot:
+            await pilot.press("3")
+            await pilot.pause()
+            assert "unreadable final field" in str(app.results.title_line.render())
+            return app.is_running
+
+    assert asyncio.run(drive())
+
+
+# -- 5. metrics ---------------------------------------------------------------------------
+
+
+def test_top3_counts_ties_against_the_model():
+    from kerashw.task import strict_top_k
+
+    metric = strict_top_k(3)
+    metric.update_state(np.array([4, 7]), np.full((2, 10), 0.1, dtype="float32"))  # collapsed
+    assert float(metric.result()) == 0.0
+    metric.reset_state()
+    metric.update_state(np.array([2]), np.array([[0.5, 0.3, 0.2, 0.0]], dtype="float32"))
+    assert float(metric.result()) == 1.0  # third place, no tie: a hit
+
+
+def test_a_run_away_loss_is_diverged_and_json_is_strict(store):
+    history = [{"epoch": 1, "phase": "train", "loss": 2.3}, {"epoch": 2, "phase": "train", "loss": 6e19}]
+    assert train._diverged(history)
+    assert not train._diverged([{"epoch": 1, "phase": "train", "loss": 2.3},
+                                {"epoch": 2, "phase": "val", "loss": 2.9}])
+    store.claim("nan1")
+    store.start_run("nan1", "mnist", "nn", {})
+    store.finish_run("nan1", "diverged", 1.0, {"train": {"loss": float("nan"), "top1": 0.1}})
+    r = CliRunner().invoke(main, ["results", "--store", str(store.home), "--format", "json"])
+
+    def no_constants(name):
+        raise ValueError(f"non-standard JSON constant {name}")
+
+    rows = json.loads(r.output, parse_constant=no_constants)
+    assert rows[0]["final"]["train"]["loss"] is None
