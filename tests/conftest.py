@@ -79,9 +79,13 @@ def captcha_run(tmp_path_factory, synth_folder):
     from kerashw.cli import main
     from kerashw.store import Store
 
-    home = tmp_path_factory.mktemp("captcha-run") / "st"
+    import shutil
+
+    root = tmp_path_factory.mktemp("captcha-run")
+    home = root / "st"
+    folder = shutil.copytree(synth_folder, root / "caps", copy_function=shutil.copyfile)  # its own copy
     r = CliRunner().invoke(main, ["train", "--model", "resnet18_mod", "--preprocess", "denoise",
-                                  "--data", str(synth_folder), "--epochs", "1", "--limit", "64",
+                                  "--data", str(folder), "--epochs", "1", "--limit", "64",
                                   "--store", str(home)])
     assert r.exit_code == 0, r.output
     store = Store(home)

@@ -34,22 +34,25 @@ def _captcha_folder(src, dst):
 # -- 1. identity: the data's content, not its path -------------------------------------
 
 
-def test_edited_labels_are_a_new_run_not_a_reuse(tmp_path, synth_folder):
-    """Process 1 trains on a folder; labels.csv is edited; process 2 (this one) trains
-    again on the same store: a second run, not "already finished, reusing it"."""
-    folder = _captcha_folder(synth_folder, tmp_path / "caps")
-    store_dir = tmp_path / "st"
-    args = ["train", "--model", "resnet18_mod", "--data", str(folder), "--epochs", "1", "--limit", "64",
-            "--no-augment", "--store", str(store_dir)]
-    first = _cli(*args)
-    assert first.returncode == 0, first.stdout + first.stderr
+def test_edited_labels_are_a_new_run_not_a_reuse(tmp_path, captcha_run):
+    """One process (this one, in the shared fixture) trained on a folder; its labels.csv is
+    edited; a second process trains the same command on (a copy of) that store: a new
+    run, not "already finished, reusing it"."""
+    store, row, _ = captcha_run
+    store_dir = shutil.copytree(store.home, tmp_path / "st")
+    folder = tmp_path / "caps"
+    shutil.copytree(row.spec["data"], folder, copy_function=shutil.copyfile)
+    args = ["train", "--model", "resnet18_mod", "--preprocess", "denoise", "--data", str(folder),
+            "--epochs", "1", "--limit", "64", "--store", str(store_dir)]
+    same = _cli(*args)  # the same images elsewhere: the finished run is reused
+    assert same.returncode == 0 and "already finished, reusing it" in same.stdout, same.stdout + same.stderr
     labels = (folder / "labels.csv").read_text().splitlines()
     name, label = labels[1].split(",")
     labels[1] = f"{name},{label[::-1]}"  # one image gets another label
     (folder / "labels.csv").write_text("\n".join(labels) + "\n")
-    r = CliRunner().invoke(main, args)
-    assert r.exit_code == 0, r.output
-    assert "reusing it" not in r.output
+    edited = _cli(*args)
+    assert edited.returncode == 0, edited.stdout + edited.stderr
+    assert "reusing it" not in edited.stdout
     rows = Store(store_dir).runs()
     assert len(rows) == 2 and {r.status for r in rows} == {"finished"}
     assert rows[0].spec["data_id"] != rows[1].spec["data_id"]

@@ -241,12 +241,12 @@ async def test_smoke_real_training_of_a_study(store, mnist_path):
 
 
 @pytest.fixture(scope="module")
-def trained_store(tmp_path_factory, mnist_path):
+def trained_store(tmp_path_factory, tiny_mnist):
     from kerashw import train
 
     store = Store(tmp_path_factory.mktemp("tui") / "runs")
     specs = get_study("lr").specs(Overrides(epochs=1, limit=300))
-    train.run_study(specs, store=store, studies=["lr"], options=TrainOptions(mnist=str(mnist_path)))
+    train.run_study(specs, store=store, studies=["lr"], options=TrainOptions(mnist=str(tiny_mnist)))
     return store
 
 
