@@ -65,6 +65,11 @@ class RunSpec:
         # Validate early so a typo fails before TensorFlow loads, naming what is accepted.
         if self.task not in TASKS:
             raise ValueError(f"Unknown task {self.task!r}. Known: {list(TASKS)}")
+        if self.model not in MODEL_TASK:
+            raise ValueError(f"Unknown model {self.model!r}. Known: {sorted(MODEL_TASK)}")
+        if MODEL_TASK[self.model] != self.task:
+            raise ValueError(f"model {self.model!r} is a {MODEL_TASK[self.model]} model; this run is {self.task} "
+                             f"(its models: {sorted(m for m, t in MODEL_TASK.items() if t == self.task)})")
         if self.optimizer not in OPTIMIZERS:
             raise ValueError(f"Unknown optimizer {self.optimizer!r}. Known: {list(OPTIMIZERS)}")
         if self.activation not in ACTIVATIONS:

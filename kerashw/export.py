@@ -50,13 +50,19 @@ def export_run(store: Store, row: RunRow, out: str | Path | None = None, weights
     if row.status != "finished" or not model_file.exists():
         raise ExportError(f"run {row.id} is {row.status}; only finished runs have a saved model "
                           f"({model_file} {'exists' if model_file.exists() else 'is missing'})")
-    model = keras.saving.load_model(model_file, compile=False)
-    if weights == "best":
-        model.load_weights(run_dir / "best.weights.h5")
+    best_file = run_dir / "best.weights.h5"
+    if weights == "best" and not best_file.exists():
+        raise ExportError(f"run {row.id} has no best-val checkpoint ({best_file} is missing: "
+                          "no epoch had a val split); export --weights final")
     study = (row.studies or [row.task])[0]
     out = Path(out) if out else Path("saved_models") / f"{study}-{row.id}"
+    if out.exists() and not out.is_dir():
+        raise ExportError(f"{out} is a file; -o takes a folder (new or empty)")
     if out.exists() and any(out.iterdir()):
         raise ExportError(f"{out} exists and is not empty; choose another -o or remove it")
+    model = keras.saving.load_model(model_file, compile=False)
+    if weights == "best":
+        model.load_weights(best_file)
     try:
         model.export(str(out), format="tf_saved_model", verbose=False)
         diffs, outputs = _reload_check(out, model, _sample_batch(row, model.input_shape[1:]))
@@ -120,7 +126,47 @@ def load_exported(path: str | Path):
     meta_file = path / META
     if not meta_file.exists():
         raise ExportError(f"{path}: not a kerashw export ({META} missing)")
-    return tf.saved_model.load(str(path)), json.loads(meta_file.read_text())
+    try:
+        meta = json.loads(meta_file.read_text())
+    except ValueError as exc:
+        raise ExportError(f"{meta_file}: not valid JSON ({exc})") from None
+    try:
+        loaded = tf.saved_model.load(str(path))
+    except Exception as exc:  # a missing or damaged saved_model.pb / variables
+        raise ExportError(f"{path}: not a loadable SavedModel ({type(exc).__name__}: {exc})") from None
+    check_metadata(meta, loaded, meta_file)
+    return loaded, meta
+
+
+def check_metadata(meta: dict, loaded, meta_file: Path) -> None:
+    """kerashw.json must describe the SavedModel beside it: an edited alphabet or shape
+    would decode predictions wrongly without a word, so each mismatch is one clear line."""
+    from kerashw.captcha.constants import HEADS
+    from kerashw.captcha.preprocess import CHANNELS
+
+    missing = [k for k in ("task", "input_shape", "alphabet", "outputs") if k not in meta]
+    if missing:
+        raise ExportError(f"{meta_file}: missing {missing}")
+    serve = loaded.signatures.get("serving_default")
+    if serve is None:
+        raise ExportError(f"{meta_file.parent}: the SavedModel has no serving signature")
+    (spec,) = serve.structured_input_signature[1].values()
+    if list(spec.shape[1:]) != list(meta["input_shape"]):
+        raise ExportError(f"{meta_file}: input_shape {meta['input_shape']} but the SavedModel takes "
+                          f"{list(spec.shape[1:])}")
+    widths = {name: int(t.shape[-1]) for name, t in serve.structured_outputs.items()}
+    if meta["task"] == "captcha":
+        if sorted(widths) != sorted(HEADS):
+            raise ExportError(f"{meta_file}: task captcha, but the SavedModel's outputs are {sorted(widths)}")
+        if meta.get("preprocess") not in CHANNELS or CHANNELS[meta["preprocess"]] != meta["input_shape"][-1]:
+            raise ExportError(f"{meta_file}: preprocess {meta.get('preprocess')!r} does not give "
+                              f"{meta['input_shape'][-1]}-channel input; known: {sorted(CHANNELS)}")
+    elif meta["task"] != "mnist":
+        raise ExportError(f"{meta_file}: unknown task {meta['task']!r}; want mnist or captcha")
+    width = max(widths.values())
+    if len(meta["alphabet"]) != width or len(set(meta["alphabet"])) != width:
+        raise ExportError(f"{meta_file}: alphabet {meta['alphabet']!r} has {len(set(meta['alphabet']))} distinct "
+                          f"symbols but the model's outputs have {width} classes")
 
 
 def prepare_image(file: str | Path, meta: dict) -> np.ndarray:
@@ -129,7 +175,10 @@ def prepare_image(file: str | Path, meta: dict) -> np.ndarray:
 
     from kerashw.captcha import preprocess
 
-    img = cv2.imread(str(file), cv2.IMREAD_COLOR)
+    try:
+        img = cv2.imread(str(file), cv2.IMREAD_COLOR)
+    except cv2.error as exc:  # e.g. over OpenCV's pixel limit
+        raise ExportError(f"{file}: OpenCV cannot decode it ({str(exc).strip().splitlines()[-1]})") from None
     if img is None:
         raise ExportError(f"{file}: cannot read this image (missing, corrupt, or not jpg/png/bmp)")
     if meta["task"] == "mnist":

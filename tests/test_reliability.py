@@ -313,3 +313,67 @@ def test_a_run_away_loss_is_diverged_and_json_is_strict(store):
 
     rows = json.loads(r.output, parse_constant=no_constants)
     assert rows[0]["final"]["train"]["loss"] is None
+
+
+# -- export and predict ------------------------------------------------------------------------
+
+
+def _huge_png(path):
+    """A valid PNG header declaring 40000 x 40000 pixels: over OpenCV's decode limit."""
+    import struct
+    import zlib
+
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    ihdr = struct.pack(">IIBBBBB", 40000, 40000, 8, 0, 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 10))
+                     + chunk(b"IEND", b""))
+    return path
+
+
+def test_kerashw_json_is_checked_against_the_savedmodel(captcha_run, tmp_path, synth_folder):
+    from kerashw import export
+
+    store, row, _ = captcha_run
+    out = export.export_run(store, row, tmp_path / "m")
+    meta_file = out / "kerashw.json"
+    meta = json.loads(meta_file.read_text())
+    good = next(synth_folder.glob("*.png"))
+    huge = _huge_png(tmp_path / "huge.png")
+    r = CliRunner().invoke(main, ["predict", str(out), str(huge), str(good)])
+    assert r.exit_code == 1 and "huge.png: OpenCV cannot decode it" in r.output and f"{good}: " in r.output
+    for change, message in ((("alphabet", meta["alphabet"][:-1]), "distinct symbols but the model's outputs have 19"),
+                            (("input_shape", [50, 130, 3]), "but the SavedModel takes [50, 130, 1]"),
+                            (("task", "speech"), "unknown task 'speech'")):
+        meta_file.write_text(json.dumps({**meta, change[0]: change[1]}))
+        r = CliRunner().invoke(main, ["predict", str(out), str(good)])
+        assert r.exit_code == 1 and message in r.output and "Traceback" not in r.output, r.output
+    (tmp_path / "afile").write_text("x")
+    with pytest.raises(export.ExportError, match="is a file"):
+        export.export_run(store, row, tmp_path / "afile")
+    (store.run_dir(row.id) / "best.weights.h5").rename(tmp_path / "kept.h5")
+    try:
+        with pytest.raises(export.ExportError, match="no best-val checkpoint"):
+            export.export_run(store, row, tmp_path / "m2", weights="best")
+    finally:
+        (tmp_path / "kept.h5").rename(store.run_dir(row.id) / "best.weights.h5")
+
+
+def test_damaged_mnist_files_name_themselves(tmp_path):
+    import gzip
+
+    from kerashw.mnist.source import _read_idx
+
+    full = gzip.compress(b"\x00\x00\x08\x03" + (10).to_bytes(4, "big") + b"\x00" * 100)
+    (tmp_path / "cut.gz").write_bytes(full[: len(full) // 2])
+    with pytest.raises(DataError, match=r"cut.gz: cannot read IDX file \(EOFError"):
+        _read_idx(tmp_path / "cut.gz")
+    (tmp_path / "short").write_bytes(b"\x00\x00\x08\x03" + b"\x00" * 6)
+    with pytest.raises(DataError, match="short: the header names 3 dimensions"):
+        _read_idx(tmp_path / "short")
+
+
+def test_a_model_from_the_other_task_is_refused_before_training(tmp_path):
+    r = CliRunner().invoke(main, ["train", "--exp", "lr", "--model", "resnet18_mod", "--store", str(tmp_path)])
+    assert r.exit_code == 2 and "'resnet18_mod' is a captcha model; this run is mnist" in r.output

@@ -7,6 +7,7 @@ import gzip
 import hashlib
 import os
 import struct
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -31,13 +32,15 @@ def _read_idx(path: Path) -> np.ndarray:
     try:
         with opener(path, "rb") as f:
             raw = f.read()
-    except OSError as exc:
-        raise DataError(f"{path}: cannot read IDX file ({exc})") from exc
+    except (OSError, EOFError, zlib.error) as exc:  # a truncated .gz ends in EOFError
+        raise DataError(f"{path}: cannot read IDX file ({type(exc).__name__}: {exc})") from exc
     if len(raw) < 8:
         raise DataError(f"{path}: too short to be an IDX file ({len(raw)} bytes)")
     zero, dtype_code, ndim = struct.unpack(">HBB", raw[:4])
     if zero != 0 or dtype_code != 0x08:
         raise DataError(f"{path}: not an unsigned-byte IDX file (magic {raw[:4].hex()}, want 0000080x)")
+    if len(raw) < 4 + 4 * ndim:
+        raise DataError(f"{path}: the header names {ndim} dimensions but the file ends after {len(raw)} bytes")
     dims = struct.unpack(f">{ndim}I", raw[4 : 4 + 4 * ndim])
     body = np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim)
     if body.size != int(np.prod(dims)):
