@@ -109,10 +109,39 @@ class BestWeights(keras.callbacks.ModelCheckpoint):
     """Keras's ModelCheckpoint on val top-1, silent for an epoch cut short by a cancel
     (it has no val_top1, and the stock callback warns about that)."""
 
-    def __init__(self, path: str):
+    def __init__(self, path: str, best_so_far: float | None = None):
         super().__init__(path, monitor="val_top1", mode="max", save_best_only=True,
-                         save_weights_only=True)
+                         save_weights_only=True, initial_value_threshold=best_so_far)
 
     def on_epoch_end(self, epoch, logs=None):
         if logs and self.monitor in logs:
             super().on_epoch_end(epoch, logs)
+
+
+class Backup(keras.callbacks.BackupAndRestore):
+    """Keras's BackupAndRestore (weights and optimizer state after every epoch, restored by
+    the next fit), kept after an interrupted run so the next start resumes it, and not
+    written for an epoch cut short by a cancel."""
+
+    def __init__(self, backup_dir, cancel: threading.Event | None = None):
+        super().__init__(str(backup_dir), save_freq="epoch", delete_checkpoint=False)
+        self.cancel = cancel
+
+    def on_epoch_end(self, epoch, logs=None):
+        if not _cancelled(self.cancel):
+            super().on_epoch_end(epoch, logs)
+
+    @staticmethod
+    def epochs_done(backup_dir) -> int:
+        """How many epochs the backup in `backup_dir` holds (0: none, start from scratch)."""
+        import json
+        from pathlib import Path
+
+        meta = Path(backup_dir) / "training_metadata.json"
+        weights = Path(backup_dir) / "latest.weights.h5"
+        if not (meta.exists() and weights.exists()):
+            return 0
+        try:
+            return int(json.loads(meta.read_text())["epoch"])
+        except (ValueError, KeyError, TypeError):
+            return 0  # a damaged backup: train from the start

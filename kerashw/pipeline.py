@@ -26,6 +26,35 @@ def subsample(n: int, limit: int | None, seed: int) -> np.ndarray:
     return np.sort(np.random.default_rng(seed + 1).choice(n, size=limit, replace=False))
 
 
+def make_train_dataset(split: Split, batch_size: int, *, seed: int, epochs: int, start_epoch: int = 0,
+                       augment: bool = False):
+    """The training batches of epochs start_epoch..epochs-1 as one stream, for
+    fit(steps_per_epoch=...): epoch e's order is a stateless shuffle seeded by (seed, e),
+    so a run resumed at epoch e sees exactly the batches it would have seen unbroken.
+    Per batch: gather the shuffled indices, scale to [0, 1], (augment), prefetch."""
+    import tensorflow as tf
+
+    n = len(split)
+    images = tf.constant(split.x)
+    labels = tf.nest.map_structure(tf.constant, split.y)
+
+    def one_epoch(epoch):
+        order = tf.random.experimental.stateless_shuffle(
+            tf.range(n, dtype=tf.int64), seed=tf.stack([tf.constant(seed, tf.int64), epoch]))
+        return tf.data.Dataset.from_tensor_slices(order).batch(batch_size)
+
+    def gather(idx):
+        x = tf.cast(tf.gather(images, idx), tf.float32) / 255.0
+        return x, tf.nest.map_structure(lambda t: tf.gather(t, idx), labels)
+
+    ds = tf.data.Dataset.range(start_epoch, epochs).flat_map(one_epoch)
+    ds = ds.map(gather, num_parallel_calls=tf.data.AUTOTUNE)
+    if augment:
+        jitter = _augmenter(seed)
+        ds = ds.map(lambda x, y: (jitter(x, training=True), y), num_parallel_calls=tf.data.AUTOTUNE)
+    return ds.prefetch(tf.data.AUTOTUNE)
+
+
 def make_dataset(split: Split, batch_size: int, *, training: bool, seed: int, scale=True,
                  augment: bool = False):
     """One tf.data chain: scale -> cache -> (shuffle each epoch) -> batch -> (augment) -> prefetch."""

@@ -272,16 +272,17 @@ class Store:
         return bool(row and row[0])
 
     def start_run(self, run_id: str, task: str, label: str, spec: dict, studies=(),
-                  params: tuple[int, int] | None = None, versions: dict | None = None) -> None:
-        """Record a claimed run as running (a fresh run, or a resume of an unfinished one; its
-        old epochs go). A --force attempt over a finished run leaves that run as it is."""
+                  params: tuple[int, int] | None = None, versions: dict | None = None,
+                  keep_through: int = 0) -> None:
+        """Record a claimed run as running: a fresh run, or a resume of an unfinished one, whose
+        epochs after `keep_through` go. A --force attempt over a finished run leaves it as it is."""
         with self._connect() as con:
             exists = con.execute("SELECT 1 FROM runs WHERE id=?", (run_id,)).fetchone()
             if exists and self._replacing(con, run_id):
                 for study in studies:
                     con.execute("INSERT OR IGNORE INTO run_studies VALUES (?, ?)", (run_id, study))
                 return
-            con.execute("DELETE FROM epochs WHERE run_id=?", (run_id,))
+            con.execute("DELETE FROM epochs WHERE run_id=? AND epoch>?", (run_id, keep_through))
             con.execute(
                 """INSERT INTO runs (id, task, label, spec, status, started, seed, versions,
                                      trainable_params, total_params)

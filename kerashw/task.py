@@ -22,7 +22,7 @@ EVAL_BATCH = 512  # evaluation batch: large is faster and does not change the nu
 class Task:
     input_shape: tuple
     num_classes: int
-    train: Any  # tf.data.Dataset
+    train: Callable  # (start_epoch=0) -> tf.data.Dataset of the training batches of the remaining epochs
     eval_sets: dict  # {"val": (dataset, n), "test": (dataset, n)}
     n_train: int
     steps: int  # optimizer steps per epoch

@@ -18,7 +18,8 @@ from dataclasses import dataclass, field
 import keras
 
 from kerashw import __version__, task as tasks
-from kerashw.callbacks import BestWeights, CancelOnEvent, EpochProgress, EvaluateSplits, StoreWriter
+from kerashw.callbacks import (Backup, BestWeights, CancelOnEvent, EpochProgress, EvaluateSplits,
+                               StoreWriter)
 from kerashw.config import DataError, RunSpec, TrainOptions, unique
 from kerashw.identity import identify, identify_all
 from kerashw.listener import Listener
@@ -50,6 +51,11 @@ def steps_per_execution(steps: int) -> int:
     """Run several steps per call to cut Keras's ~5 ms per-step overhead on CPU,
     but keep about 50 progress updates per epoch. Epoch metrics stay exact."""
     return max(1, min(32, steps // 50))
+
+
+def _best_val(history: list[dict]) -> float | None:
+    scores = [r["top1"] for r in history if r["phase"] == "val" and r.get("top1") is not None]
+    return max(scores) if scores else None
 
 
 def make_optimizer(spec: RunSpec, steps: int):
@@ -146,8 +152,21 @@ def _train(spec, store, run_dir, studies, listener, cancel, index, total, option
     params = count_params(model)
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "spec.json").write_text(json.dumps(spec.to_dict(), indent=2))
-    store.start_run(run_id, spec.task, spec.label(), spec.to_dict(), studies, params, versions())
+    # an interrupted run resumes after its last whole epoch: the backup has its weights and
+    # optimizer state, the store its epochs (kept), the data stream restarts at that epoch
+    backup_dir = run_dir / "backup"
+    done = min(Backup.epochs_done(backup_dir), spec.epochs)
+    store.start_run(run_id, spec.task, spec.label(), spec.to_dict(), studies, params, versions(),
+                    keep_through=done)
+    history.extend({**r, "epochs": spec.epochs} for r in store.epochs(run_id) if r["epoch"] <= done)
+    if done and len({r["epoch"] for r in history}) != done:
+        done, history[:] = 0, []  # the store lost some of those epochs: start over
+        shutil.rmtree(backup_dir, ignore_errors=True)
+        store.start_run(run_id, spec.task, spec.label(), spec.to_dict(), studies, params, versions())
     listener.run_started(spec, index, total, params)
+    if done:
+        listener.notice(f"resuming run {run_id} at epoch {done + 1}/{spec.epochs} "
+                        f"(epochs 1-{done} restored from its backup)")
     if task.skipped:
         listener.notice(f"skipped {len(task.skipped)} unreadable image(s): {', '.join(task.skipped[:5])}")
 
@@ -169,8 +188,9 @@ def _train(spec, store, run_dir, studies, listener, cancel, index, total, option
         EvaluateSplits(task.evaluate, task.eval_sets, cancel),  # val_* and test_*: a full pass each
         StoreWriter(write, task.to_record, sizes, spec.epochs, listener, cancel),  # store + front end
         keras.callbacks.TerminateOnNaN(),
-        keras.callbacks.CSVLogger(str(run_dir / "metrics.csv")),
-        BestWeights(str(run_dir / "best.weights.h5")),  # best val top-1
+        keras.callbacks.CSVLogger(str(run_dir / "metrics.csv"), append=bool(done)),
+        BestWeights(str(run_dir / "best.weights.h5"), _best_val(history)),  # best val top-1
+        Backup(backup_dir, cancel),  # last: after the epoch is stored, it may be resumed from
     ]
     if cancel is not None:
         callbacks.append(CancelOnEvent(cancel))
@@ -180,7 +200,8 @@ def _train(spec, store, run_dir, studies, listener, cancel, index, total, option
     # 4. fit, then the run's status from what happened
     status, error = "finished", None
     try:
-        fit_model.fit(task.train, epochs=spec.epochs, callbacks=callbacks, verbose=0, shuffle=False)
+        fit_model.fit(task.train(start_epoch=done), epochs=spec.epochs, steps_per_epoch=task.steps, callbacks=callbacks,
+                      verbose=0, shuffle=False)
     except KeyboardInterrupt:
         _finish(store, run_id, "interrupted", started, history, params, spec, listener, None)
         raise
@@ -195,6 +216,8 @@ def _train(spec, store, run_dir, studies, listener, cancel, index, total, option
         status = "interrupted"
     elif len({r["epoch"] for r in history}) < spec.epochs:
         status = "interrupted"  # fit returned early without a cause we know
+    if status != "interrupted":
+        shutil.rmtree(backup_dir, ignore_errors=True)  # only an interrupted run is resumed
     # 5. a finished run keeps its model and the task's extras (captcha: test confusion)
     if status == "finished":
         model.save(run_dir / "model.keras")

@@ -377,3 +377,43 @@ def test_damaged_mnist_files_name_themselves(tmp_path):
 def test_a_model_from_the_other_task_is_refused_before_training(tmp_path):
     r = CliRunner().invoke(main, ["train", "--exp", "lr", "--model", "resnet18_mod", "--store", str(tmp_path)])
     assert r.exit_code == 2 and "'resnet18_mod' is a captcha model; this run is mnist" in r.output
+
+
+# -- resume inside a run ---------------------------------------------------------------------
+
+
+class CtrlCAtEpoch(Listener):
+    def __init__(self, epoch):
+        self.epoch = epoch
+
+    def epoch_started(self, epoch, epochs, steps):
+        if epoch == self.epoch:
+            raise KeyboardInterrupt
+
+
+def test_an_interrupted_run_resumes_and_ends_as_if_never_stopped(store, tiny_mnist, tmp_path):
+    options = TrainOptions(mnist=str(tiny_mnist))
+    spec = RunSpec(epochs=4, limit=256, lr=0.01)
+    whole = train.run(spec, store=Store(tmp_path / "unbroken"), options=options)
+    with pytest.raises(KeyboardInterrupt):
+        train.run(spec, store=store, options=options, listener=CtrlCAtEpoch(3))
+    assert store.get(whole.run_id).status == "interrupted" and len(store.epochs(whole.run_id)) == 6
+
+    started = []
+
+    class Seen(Listener):
+        def epoch_started(self, epoch, epochs, steps):
+            started.append(epoch)
+
+        def notice(self, text):
+            started.append(text)
+
+    resumed = train.run(spec, store=store, options=options, listener=Seen())
+    assert "resuming run" in started[0] and started[1:] == [3, 4]  # epochs 1-2 were not trained again
+    assert resumed.status == "finished"
+    def numbers(records):  # all but the wall-clock time
+        return [{k: v for k, v in r.items() if k != "seconds"} for r in records]
+
+    assert numbers(resumed.final.values()) == numbers(whole.final.values())  # as if never stopped
+    assert numbers(store.epochs(whole.run_id)) == numbers(Store(tmp_path / "unbroken").epochs(whole.run_id))
+    assert not (store.run_dir(whole.run_id) / "backup").exists()  # a finished run keeps no backup

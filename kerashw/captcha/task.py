@@ -8,6 +8,7 @@ The wrapper shares every layer with the four-head model that gets saved and expo
 """
 from __future__ import annotations
 
+import functools
 import math
 
 import keras
@@ -87,8 +88,8 @@ def prepare(spec: RunSpec, options) -> Task:
     return Task(
         input_shape=train.x.shape[1:],
         num_classes=NUM_CLASSES,
-        train=pipeline.make_dataset(train, spec.batch_size, training=True, seed=spec.seed,
-                                augment=spec.augment),
+        train=functools.partial(pipeline.make_train_dataset, train, spec.batch_size, seed=spec.seed,
+                                epochs=spec.epochs, augment=spec.augment),
         eval_sets={p: (pipeline.make_dataset(splits[p], EVAL_BATCH_CAPTCHA, training=False, seed=spec.seed),
                        len(splits[p])) for p in ("val", "test") if len(splits[p])},
         n_train=len(train),

@@ -1,6 +1,7 @@
 """The MNIST task for train.run: the report's 48,000 / 6,000 split, one softmax head."""
 from __future__ import annotations
 
+import functools
 import math
 
 import keras
@@ -50,7 +51,8 @@ def prepare(spec: RunSpec, options) -> Task:
     return Task(
         input_shape=INPUT_SHAPE,
         num_classes=NUM_CLASSES,
-        train=pipeline.make_dataset(train, spec.batch_size, training=True, seed=spec.seed),
+        train=functools.partial(pipeline.make_train_dataset, train, spec.batch_size, seed=spec.seed,
+                                epochs=spec.epochs),
         eval_sets={p: (pipeline.make_dataset(splits[p], EVAL_BATCH, training=False, seed=spec.seed),
                        len(splits[p])) for p in ("val", "test")},
         n_train=len(train),
