@@ -41,7 +41,7 @@ class RichListener(Listener):
         self.console.print(f"run {index}/{total} {spec.run_id} {spec.label()}: {why}", markup=False)
 
     def notice(self, text):
-        self.console.print(f"[yellow]note:[/yellow] {text}")
+        self.console.print(f"[yellow]note:[/yellow] {escape(text)}")
 
     def epoch_started(self, epoch, epochs, steps):
         if self.task is None:
@@ -59,7 +59,7 @@ class RichListener(Listener):
     def run_ended(self, result):
         self.stop_bar()
         colour = {"finished": "green", "diverged": "yellow"}.get(result.status, "red")
-        extra = f": {result.error}" if result.error else ""
+        extra = f": {escape(result.error)}" if result.error else ""
         self.console.print(f"[{colour}]{result.status}[/{colour}] {result.run_id} in "
                            f"{result.elapsed:.1f}s{extra}")
 

@@ -417,3 +417,14 @@ def test_an_interrupted_run_resumes_and_ends_as_if_never_stopped(store, tiny_mni
     assert numbers(resumed.final.values()) == numbers(whole.final.values())  # as if never stopped
     assert numbers(store.epochs(whole.run_id)) == numbers(Store(tmp_path / "unbroken").epochs(whole.run_id))
     assert not (store.run_dir(whole.run_id) / "backup").exists()  # a finished run keeps no backup
+
+
+def test_an_undecodable_image_names_itself_and_can_be_skipped(tmp_path, synth_folder):
+    from kerashw.captcha.cache import _preprocess_chunk
+
+    huge = _huge_png(tmp_path / "huge.png")
+    good = next(synth_folder.glob("*.png"))
+    with pytest.raises(DataError, match=r"huge.png: cannot read this image \(OpenCV"):
+        _preprocess_chunk(([huge, good], "original", False))
+    out, bad = _preprocess_chunk(([huge, good], "original", True))
+    assert bad == [str(huge)] and out[0] is None and out[1].shape == (50, 130, 3)

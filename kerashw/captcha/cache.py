@@ -31,10 +31,14 @@ def _preprocess_chunk(args):
     fn = preprocess.get_preprocessor(variant)
     out, bad = [], []
     for p in paths:
-        img = cv2.imread(str(p), cv2.IMREAD_COLOR)
+        try:
+            img = cv2.imread(str(p), cv2.IMREAD_COLOR)
+            why = "missing, corrupt or not jpg/png"
+        except cv2.error as exc:  # e.g. a header over OpenCV's pixel limit
+            img, why = None, f"OpenCV: {str(exc).strip().splitlines()[-1]}"
         if img is None:
             if not skip_bad:
-                raise DataError(f"{p}: cannot read this image (missing, corrupt or not jpg/png); "
+                raise DataError(f"{p}: cannot read this image ({why}); "
                                 "fix or remove it, or pass --skip-bad to skip unreadable images")
             bad.append(str(p))
             out.append(None)
