@@ -428,3 +428,24 @@ def test_an_undecodable_image_names_itself_and_can_be_skipped(tmp_path, synth_fo
         _preprocess_chunk(([huge, good], "original", False))
     out, bad = _preprocess_chunk(([huge, good], "original", True))
     assert bad == [str(huge)] and out[0] is None and out[1].shape == (50, 130, 3)
+
+
+def test_a_full_disk_marks_the_run_failed_with_the_reason(store, tiny_mnist, monkeypatch):
+    """SQLite's "database or disk is full" while an epoch is stored: the run is stored failed
+    with that reason, the study goes on to report it, nothing raises past run_study."""
+    real = Store.log_epoch
+    calls = []
+
+    def full(self, run_id, epoch, *args, **kwargs):
+        calls.append(epoch)
+        if epoch == 2:
+            raise StoreError(f"{self.path}: database or disk is full")
+        return real(self, run_id, epoch, *args, **kwargs)
+
+    monkeypatch.setattr(Store, "log_epoch", full)
+    (result,) = train.run_study([RunSpec(epochs=3, limit=128)], store=store,
+                                options=TrainOptions(mnist=str(tiny_mnist)))
+    assert result.status == "failed" and "database or disk is full" in result.error
+    row = store.get(result.run_id)
+    assert row.status == "failed" and "disk is full" in row.error
+    assert store.claim(result.run_id).verdict == "claimed"  # not left owned: the next start retries
