@@ -8,19 +8,15 @@ from __future__ import annotations
 import json
 import math
 import os
-import shutil
-import socket
 import sqlite3
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from kerashw.claims import STALE, Claims, StoreError  # noqa: F401  (StoreError is part of this API)
+
 STATUSES = ("running", "finished", "failed", "interrupted", "diverged")
-STALE = "stale"  # shown, never stored: "running", but the process that owned it is gone
-# Another host's claim counts as abandoned when its heartbeat (every epoch) is this old.
-STALE_AFTER = 30 * 60
-HOST = socket.gethostname()
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -92,27 +88,6 @@ def default_home() -> Path:
     return Path(os.environ.get("KERASHW_HOME") or "kerashw-runs")
 
 
-@dataclass(frozen=True)
-class Claim:
-    """What `Store.claim` decided: train it (`claimed`), or leave it (`finished`, `owned`)."""
-
-    verdict: str  # claimed, finished, owned
-    replacing: bool = False  # claimed over a finished run (--force): the old result stays until done
-    owner: str = ""  # for owned: "host pid N since HH:MM"
-
-
-def _owner_alive(host: str, pid: int, heartbeat: float) -> bool:
-    if host == HOST:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return False
-        except PermissionError:
-            return True  # someone else's live process
-        return True
-    return time.time() - heartbeat < STALE_AFTER
-
-
 @dataclass
 class RunRow:
     id: str
@@ -133,15 +108,11 @@ class RunRow:
     error: str | None
 
 
-class StoreError(ValueError):
-    """A store that cannot be used as it is; the message names the file and what is wrong."""
-
-
 RUN_COLUMNS = {"id", "task", "label", "spec", "status", "started", "ended", "elapsed", "trainable_params",
                "total_params", "final", "best", "versions", "seed", "error"}
 
 
-class Store:
+class Store(Claims):
     """One SQLite file; short transactions so concurrent writers wait, not fail.
 
     `readonly=True` (the commands that only read) opens the file read-only: it must exist
@@ -226,51 +197,7 @@ class Store:
         finally:
             con.close()
 
-    @contextmanager
-    def _immediate(self):
-        """One write transaction that takes the write lock at its start (BEGIN IMMEDIATE), so
-        what it reads cannot change before it writes: two trainers cannot both claim a run."""
-        con = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
-        try:
-            con.execute("PRAGMA busy_timeout=30000")
-            con.execute("BEGIN IMMEDIATE")
-            try:
-                yield con
-                con.execute("COMMIT")
-            except BaseException:
-                con.execute("ROLLBACK")
-                raise
-        except sqlite3.DatabaseError as exc:
-            raise StoreError(f"{self.path}: {exc}") from exc
-        finally:
-            con.close()
-
     # -- writing -------------------------------------------------------------
-    def claim(self, run_id: str, *, force: bool = False) -> Claim:
-        """Atomically decide whether this process trains `run_id`: not if it is finished
-        (unless `force`), not if a live process owns it; else record this process as its owner.
-        A claim whose owner is gone (kill -9, a crash, a lost host) is taken over."""
-        with self._immediate() as con:
-            row = con.execute("SELECT status FROM runs WHERE id=?", (run_id,)).fetchone()
-            owner = con.execute("SELECT host, pid, started, heartbeat FROM claims WHERE run_id=?",
-                                (run_id,)).fetchone()
-            if owner and _owner_alive(owner[0], owner[1], owner[3]):
-                since = time.strftime("%H:%M", time.localtime(owner[2]))
-                return Claim("owned", owner=f"{owner[0]} pid {owner[1]} since {since}")
-            if row and row[0] == "finished" and not force:
-                return Claim("finished")
-            replacing = bool(row and row[0] == "finished")
-            now = time.time()
-            con.execute("INSERT OR REPLACE INTO claims VALUES (?, ?, ?, ?, ?, ?)",
-                        (run_id, HOST, os.getpid(), now, now, int(replacing)))
-            con.execute("DELETE FROM attempt_epochs WHERE run_id=?", (run_id,))
-        return Claim("claimed", replacing=replacing)
-
-    def _replacing(self, con, run_id: str) -> bool:
-        row = con.execute("SELECT replacing FROM claims WHERE run_id=? AND host=? AND pid=?",
-                          (run_id, HOST, os.getpid())).fetchone()
-        return bool(row and row[0])
-
     def start_run(self, run_id: str, task: str, label: str, spec: dict, studies=(),
                   params: tuple[int, int] | None = None, versions: dict | None = None,
                   keep_through: int = 0) -> None:
@@ -340,31 +267,6 @@ class Store:
             )
         return status
 
-    def release(self, run_id: str) -> None:
-        """Give up this process's claim without a result (it failed before training began)."""
-        with self._connect() as con:
-            mine = con.execute("DELETE FROM claims WHERE run_id=? AND host=? AND pid=?",
-                               (run_id, HOST, os.getpid())).rowcount
-            if mine:
-                con.execute("DELETE FROM attempt_epochs WHERE run_id=?", (run_id,))
-
-    def work_dir(self, run_id: str, replacing: bool) -> Path:
-        """Where an attempt writes its files: the run's folder, or beside it while a --force
-        attempt runs over a finished one (whose files stay until the attempt finishes)."""
-        return self.run_dir(run_id).with_name(f"{run_id}.attempt-{os.getpid()}") if replacing \
-            else self.run_dir(run_id)
-
-    def promote(self, run_id: str, work: Path) -> None:
-        """A finished replacing attempt's files take the place of the old ones."""
-        target = self.run_dir(run_id)
-        if work == target:
-            return
-        old = target.with_name(f"{run_id}.old-{os.getpid()}")
-        if target.exists():
-            os.replace(target, old)
-        os.replace(work, target)
-        shutil.rmtree(old, ignore_errors=True)
-
     # -- reading -------------------------------------------------------------
     def get(self, run_id: str) -> RunRow | None:
         rows = self.runs(ids=[run_id])
@@ -387,11 +289,6 @@ class Store:
         if row and row[0] == "running" and run_id not in live:
             return STALE
         return row[0] if row else None
-
-    @staticmethod
-    def _live_claims(con) -> set[str]:
-        return {r[0] for r in con.execute("SELECT run_id, host, pid, heartbeat FROM claims")
-                if _owner_alive(r[1], r[2], r[3])}
 
     def runs(self, study: str | None = None, ids=None, task: str | None = None) -> list[RunRow]:
         sql = "SELECT * FROM runs"

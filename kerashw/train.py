@@ -24,7 +24,8 @@ from kerashw.config import DataError, RunSpec, TrainOptions, unique
 from kerashw.identity import identify, identify_all
 from kerashw.listener import Listener
 from kerashw.models import count_params, get_model
-from kerashw.store import Claim, Store
+from kerashw.claims import Claim
+from kerashw.store import Store
 
 
 @dataclass

@@ -9,7 +9,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 ORDER = [
     "kerashw", "kerashw.config", "kerashw.listener", "kerashw.stdio", "kerashw.parallel",
-    "kerashw.store", "kerashw.studies", "kerashw.task", "kerashw.pipeline",
+    "kerashw.claims", "kerashw.store", "kerashw.studies", "kerashw.task", "kerashw.pipeline",
     "kerashw.mnist", "kerashw.mnist.source", "kerashw.mnist.task",
     "kerashw.captcha", "kerashw.captcha.constants", "kerashw.captcha.synth", "kerashw.captcha.preprocess",
     "kerashw.captcha.folders", "kerashw.captcha.cache", "kerashw.captcha.task", "kerashw.captcha.preview",
