@@ -449,3 +449,8 @@ def test_a_full_disk_marks_the_run_failed_with_the_reason(store, tiny_mnist, mon
     row = store.get(result.run_id)
     assert row.status == "failed" and "disk is full" in row.error
     assert store.claim(result.run_id).verdict == "claimed"  # not left owned: the next start retries
+
+
+def test_an_mnist_training_split_under_one_batch_is_refused(store, tiny_mnist):
+    with pytest.raises(DataError, match="fewer than one batch of 64"):
+        train.run(RunSpec(epochs=1, limit=10), store=store, options=TrainOptions(mnist=str(tiny_mnist)))

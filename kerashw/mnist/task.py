@@ -8,7 +8,7 @@ import keras
 import numpy as np
 
 from kerashw import pipeline
-from kerashw.config import RunSpec
+from kerashw.config import DataError, RunSpec
 from kerashw.mnist import source
 from kerashw.pipeline import Split, subsample
 from kerashw.task import EVAL_BATCH, Task, sparse_ce, strict_top_k
@@ -48,6 +48,9 @@ def input_shape(spec: RunSpec) -> tuple:
 def prepare(spec: RunSpec, options) -> Task:
     splits = mnist_splits(source.load_mnist_once(options.mnist), spec.seed, spec.limit)
     train = splits["train"]
+    if len(train) < spec.batch_size:
+        raise DataError(f"{len(train)} MNIST training image(s) (--limit {spec.limit}), fewer than one batch "
+                        f"of {spec.batch_size}; raise --limit or lower --batch")
     return Task(
         input_shape=INPUT_SHAPE,
         num_classes=NUM_CLASSES,
