@@ -137,6 +137,8 @@ def _spec_options(f):
         click.option("--schedule", type=click.Choice(SCHEDULES), help="Learning rate: constant or cosine."),
         click.option("--warmup", type=int, help="Epochs of linear warm-up (with --schedule cosine)."),
         click.option("--label-smoothing", type=float, help="Label smoothing, 0 to <1."),
+        click.option("--extra/--no-extra", default=None,
+                     help="Captcha: train on the data folder's extra/ too, when it has one (captcha-best: on)."),
         click.option("--augment/--no-augment", default=None,
                      help="Captcha: random shift/rotation/zoom of training images (default on)."),
         click.option("--epochs", type=int, help="Epochs per run (default: the study's)."),
@@ -152,7 +154,7 @@ def _spec_options(f):
 def _resolve_specs(exp, model, **fields) -> tuple[list[RunSpec], list[str]]:
     extra = {k: fields.pop(k) for k in ("activation", "optimizer", "lr", "batch_size", "preprocess", "augment",
                                          "init", "weight_decay", "schedule", "warmup", "label_smoothing",
-                                         "skip_bad", "split")}
+                                         "skip_bad", "split", "extra")}
     ov = Overrides(epochs=fields["epochs"], limit=fields["limit"], seed=fields["seed"],
                    data=fields["data"], extra={**extra, "model": model})
     try:

@@ -25,7 +25,8 @@ SYNTHETIC_VERSION = 2
 # run id, so ids of earlier runs (which had no such field) do not change.
 # A stored spec without such a field had that value, so from_dict fills it in.
 LATER_DEFAULTS = {"augment": False, "init": "keras", "weight_decay": 0.0, "schedule": "constant",
-                  "warmup": 0, "label_smoothing": 0.0, "data_id": None, "split": None, "skip_bad": False}
+                  "warmup": 0, "label_smoothing": 0.0, "data_id": None, "split": None, "skip_bad": False,
+                  "extra": False}
 # Which homework part each model serves; the CLI routes `--model X` with it.
 MODEL_TASK = {"nn": "mnist", "cnn": "mnist", "baseline": "captcha", "simple_cnn": "captcha",
               "resnet18": "captcha", "resnet18_mod": "captcha", "resnet18_tiny": "captcha",
@@ -60,6 +61,7 @@ class RunSpec:
     data_id: str | None = None  # content fingerprint of the data (kerashw.identity); names it in the id
     split: tuple | None = None  # captcha: train/val/test counts of an unsplit folder; None = 4:1:3
     skip_bad: bool = False  # captcha: leave out unreadable images (counted) instead of failing
+    extra: bool = False  # captcha: a split folder's extra/ images (if any) join the training split
 
     def __post_init__(self) -> None:
         # Validate early so a typo fails before TensorFlow loads, naming what is accepted.
@@ -109,7 +111,7 @@ class RunSpec:
         warmup = min(self.warmup, self.epochs - 1)
         if self.task == "mnist":
             return dataclasses.replace(self, preprocess=None, data=None, augment=False, warmup=warmup,
-                                       split=None, skip_bad=False)
+                                       split=None, skip_bad=False, extra=False)
         # one spelling of a folder (relative, absolute, trailing slash, ~) for display and loading
         data = str(Path(self.data).expanduser().resolve()) if self.data else None
         split = tuple(int(n) for n in self.split) if self.split is not None else None

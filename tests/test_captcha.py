@@ -127,3 +127,24 @@ def test_split_proportions(synth_folder):
     assert [len(splits[p]) for p in ("train", "val", "test")] == [50, 10, 20]
     with pytest.raises(DataError, match="needs 400 images but the folder has 160"):
         cache.captcha_splits(str(synth_folder), "original", seed=1, counts=(200, 100, 100))
+
+
+def test_extra_folder_joins_training_only_when_asked(tmp_path, synth_folder):
+    import shutil
+
+    from kerashw.config import RunSpec
+    from kerashw.identity import identify
+
+    names = sorted(p.name for p in synth_folder.glob("*.png"))
+    labels = dict(line.split(",") for line in (synth_folder / "labels.csv").read_text().splitlines()[1:])
+    for sub, part in (("train", names[:80]), ("val", names[80:100]), ("test", names[100:130]), ("extra", names[130:])):
+        (tmp_path / sub).mkdir()
+        for n in part:
+            shutil.copyfile(synth_folder / n, tmp_path / sub / n)
+        (tmp_path / sub / "labels.csv").write_text("filename,label\n" + "".join(f"{n},{labels[n]}\n" for n in part))
+    without, _ = cache.captcha_splits(str(tmp_path), "denoise2", seed=0)
+    with_extra, _ = cache.captcha_splits(str(tmp_path), "denoise2", seed=0, extra=True)
+    assert (len(without["train"]), len(with_extra["train"])) == (80, 110)
+    assert len(with_extra["val"]) == 20 and len(with_extra["test"]) == 30
+    spec = RunSpec(task="captcha", model="resnet18_mod", data=str(tmp_path))
+    assert identify(spec).run_id != identify(spec.__class__(**{**spec.__dict__, "extra": True})).run_id

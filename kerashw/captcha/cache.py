@@ -74,9 +74,10 @@ def preprocessed(items: list[Item], variant: str, *, skip_bad=False, progress=No
 
 
 def captcha_splits(data: str | None, variant: str, seed: int, limit: int | None = None,
-                   counts=None, skip_bad=False, progress=None) -> tuple[dict[str, Split], list[str]]:
-    """train/val/test Splits with y as {char_k: labels}; limit subsamples train."""
-    src = source_items(data, seed, progress)
+                   counts=None, skip_bad=False, progress=None, extra=False) -> tuple[dict[str, Split], list[str]]:
+    """train/val/test Splits with y as {char_k: labels}; limit subsamples train; with
+    `extra`, a split folder's extra/ images join the training split."""
+    src = source_items(data, seed, progress, extra=extra)
     skipped = []
     if isinstance(src, dict):
         arrays = {}
@@ -84,6 +85,9 @@ def captcha_splits(data: str | None, variant: str, seed: int, limit: int | None 
             x, y, bad = preprocessed(items, variant, skip_bad=skip_bad, progress=progress)
             arrays[phase] = (x, y)
             skipped += bad
+        if "extra" in arrays:
+            (xt, yt), (xe, ye) = arrays["train"], arrays.pop("extra")
+            arrays["train"] = (np.concatenate([xt, xe]), np.concatenate([yt, ye]))
     else:
         x, y, skipped = preprocessed(src, variant, skip_bad=skip_bad, progress=progress)
         n_tr, n_va, n_te = split_counts(len(x), counts)

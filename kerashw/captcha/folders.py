@@ -89,8 +89,10 @@ def split_counts(n: int, counts: tuple[int, int, int] | None) -> tuple[int, int,
     return tr, va, n - tr - va
 
 
-def source_items(data: str | None, seed: int = 0, progress=None) -> dict[str, list[Item]] | list[Item]:
-    """Items of a folder (or its train/val/test subfolders), or of the synthetic default."""
+def source_items(data: str | None, seed: int = 0, progress=None,
+                 extra: bool = False) -> dict[str, list[Item]] | list[Item]:
+    """Items of a folder (or its train/val/test subfolders, and with `extra` an extra/
+    subfolder of more training images when there is one), or of the synthetic default."""
     if data is None:
         from kerashw.captcha import synth  # PIL and the font load only for the default
 
@@ -99,6 +101,8 @@ def source_items(data: str | None, seed: int = 0, progress=None) -> dict[str, li
     root = Path(data).expanduser()
     subs = {p: root / p for p in ("train", "val", "test")}
     if all(d.is_dir() for d in subs.values()):
+        if extra and (root / "extra").is_dir():
+            subs["extra"] = root / "extra"
         return {p: read_labelled_folder(d) for p, d in subs.items()}
     return read_labelled_folder(root)
 
@@ -107,7 +111,7 @@ def fingerprint(spec, options=None, *, fetch: bool = True) -> str:
     """The content of a captcha folder: each image's bytes, name and label, and how the
     folder is laid out (one folder, or train/val/test). Cached by the files' sizes and
     mtimes, so an unchanged folder is not read again."""
-    src = source_items(spec.data)
+    src = source_items(spec.data, extra=spec.extra)
     groups = sorted(src.items()) if isinstance(src, dict) else [("all", src)]
     listing = []
     for group, items in groups:

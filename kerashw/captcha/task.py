@@ -72,7 +72,8 @@ def input_shape(spec: RunSpec) -> tuple:
 
 def prepare(spec: RunSpec, options) -> Task:
     splits, skipped = captcha_splits(spec.data, spec.preprocess, spec.seed, spec.limit,
-                                     counts=spec.split, skip_bad=spec.skip_bad, progress=options.progress)
+                                     counts=spec.split, skip_bad=spec.skip_bad, progress=options.progress,
+                                     extra=spec.extra)
     splits = {p: _with_chars(s) for p, s in splits.items()}
     train = splits["train"]
     where = spec.data or "the synthetic set"
