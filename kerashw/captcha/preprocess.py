@@ -11,7 +11,7 @@ import numpy as np
 from kerashw.captcha.constants import HEIGHT, WIDTH
 
 # Bump when a variant's output changes: it is part of the preprocessing cache key.
-VERSION = 1
+VERSION = 2  # 2: the arc is undone (inverted strokes filled), not only erased
 PARAMS = {"median_ksize": 3, "arc_band": 2.5, "ransac_iters": 200}
 
 
@@ -76,27 +76,48 @@ def fit_arc(ink: np.ndarray, rng_seed: int = 0) -> np.ndarray | None:
     return np.polyfit(xs[best].astype(float), ys[best].astype(float), 2)
 
 
-def remove_arc(ink: np.ndarray, coef=None) -> np.ndarray:
-    """Erase a band along the fitted arc, keeping strokes that cross it.
+def _run(column: np.ndarray, y: int) -> tuple[int, int]:
+    """The run of equal pixels through row y of a column: (first row, last row)."""
+    value, top, bottom = column[y], y, y
+    while top > 0 and column[top - 1] == value:
+        top -= 1
+    while bottom < len(column) - 1 and column[bottom + 1] == value:
+        bottom += 1
+    return top, bottom
 
-    A band pixel stays when ink continues on both sides of the band in its column:
-    that is a glyph stroke passing through, not the arc.
+
+def remove_arc(ink: np.ndarray, coef=None) -> np.ndarray:
+    """Undo the arc along the fitted curve, column by column.
+
+    The arc *inverts* what it crosses: over background it is ink, over a glyph stroke it
+    leaves a light gap. So where the curve runs through an ink run no thicker than the arc,
+    that run is the arc and is erased; where it runs through a light run of about the arc's
+    thickness with ink on both sides, that gap is a stroke the arc inverted and is filled.
+    Thicker ink runs (a stroke beside the arc) lose only an arc-wide band around the curve.
+    The arc's thickness is the median ink run on the curve.
     """
     coef = fit_arc(ink) if coef is None else coef
     if coef is None:
         return ink.copy()
     h, w = ink.shape
     out = ink.copy()
-    half = PARAMS["arc_band"] + 1
-    ys = np.polyval(coef, np.arange(w))
-    for x in range(w):
-        top, bottom = int(np.floor(ys[x] - half)), int(np.ceil(ys[x] + half))
-        if bottom < 0 or top >= h:
-            continue
-        above = ink[max(0, top - 2):max(0, top), x].any()
-        below = ink[min(h, bottom + 1):min(h, bottom + 3), x].any()
-        if not (above and below):
-            out[max(0, top):min(h, bottom + 1), x] = False
+    centres = np.rint(np.polyval(coef, np.arange(w))).astype(int)
+    on_curve = [(x, y) for x, y in enumerate(centres) if 0 <= y < h]
+    runs = [b - a + 1 for x, y in on_curve if ink[y, x] for a, b in [_run(ink[:, x], y)]]
+    if not runs:
+        return out
+    thick = int(np.median(runs))
+    for x, y in on_curve:
+        top, bottom = _run(ink[:, x], y)
+        length = bottom - top + 1
+        if ink[y, x]:
+            if length <= thick + 2:
+                out[top:bottom + 1, x] = False  # the arc over background
+            else:
+                half = thick // 2 + 1
+                out[max(0, y - half):y + half + 1, x] = False
+        elif length <= thick + 2 and top > 0 and bottom < h - 1:
+            out[top:bottom + 1, x] = True  # a stroke the arc turned light: ink above and below
     return out
 
 
