@@ -21,6 +21,9 @@ PREPROCESS = ("original", "denoise", "denoise2")
 # It names the synthetic cache folder and is part of a captcha run's id on the default
 # data, so runs on an older synthetic set are never mistaken for runs on the current one.
 SYNTHETIC_VERSION = 2
+# The `denoise` variant's version (kerashw.captcha.preprocess reads it): part of a denoise
+# run's id from version 2 on, so a run on the older arc removal is never reused for the new.
+DENOISE_VERSION = 2
 # Fields added after runs were first stored: at these values they stay out of the
 # run id, so ids of earlier runs (which had no such field) do not change.
 # A stored spec without such a field had that value, so from_dict fills it in.
@@ -129,6 +132,8 @@ class RunSpec:
             fields.pop("data")  # the content names the data: the same images elsewhere are the same run
         if self.task == "captcha" and self.data is None:
             fields["synthetic"] = SYNTHETIC_VERSION
+        if self.task == "captcha" and fields.get("preprocess") == "denoise" and DENOISE_VERSION > 1:
+            fields["denoise_version"] = DENOISE_VERSION
         payload = json.dumps(fields, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(payload.encode()).hexdigest()[:12]
 

@@ -91,3 +91,16 @@ def test_recipe_fields_are_checked_and_warmup_fits_the_run():
         RunSpec(init="glorot")
     long = RunSpec(schedule="cosine", warmup=3, epochs=60)
     assert dataclasses.replace(long, epochs=2).resolved().warmup == 1
+
+
+def test_a_changed_denoise_is_a_new_run():
+    from kerashw import config
+
+    den = RunSpec(task="captcha", model="resnet18_mod", preprocess="denoise", data="/x")
+    orig = RunSpec(task="captcha", model="resnet18_mod", preprocess="original", data="/x")
+    before = (den.run_id, orig.run_id)
+    config.DENOISE_VERSION += 1
+    try:
+        assert den.run_id != before[0] and orig.run_id == before[1]  # only denoise runs change
+    finally:
+        config.DENOISE_VERSION -= 1

@@ -9,9 +9,11 @@ import cv2
 import numpy as np
 
 from kerashw.captcha.constants import HEIGHT, WIDTH
+from kerashw.config import DENOISE_VERSION
 
-# Bump when a variant's output changes: it is part of the preprocessing cache key.
-VERSION = 2  # 2: the arc is undone (inverted strokes filled), not only erased
+# Bump when a variant's output changes: it is part of the preprocessing cache key, and
+# config.DENOISE_VERSION (in the run id) with it when denoise changes.
+VERSION = DENOISE_VERSION  # 2: the arc is undone (inverted strokes filled), not only erased
 PARAMS = {"median_ksize": 3, "arc_band": 2.5, "ransac_iters": 200}
 
 
