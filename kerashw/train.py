@@ -119,7 +119,8 @@ def run(spec: RunSpec, *, store: Store | None = None, studies=(), listener: List
     claims here, re-running a finished run). KeyboardInterrupt marks the run interrupted
     and propagates, so a study stops; a set `cancel` event does the same without it.
     """
-    spec = identify(spec, options)
+    # run_study identified the spec before claiming it; a direct call identifies here, once
+    spec = spec.resolved() if claim is not None else identify(spec, options)
     store = store or Store()
     claim = claim or store.claim(spec.run_id, force=True)
     if claim.verdict == "owned":
