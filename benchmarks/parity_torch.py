@@ -24,43 +24,6 @@ import numpy as np
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
-def torch_resnet18_mod(num_classes=19, in_ch=3, channels=(16, 16, 16, 32, 32)):
-    import torch.nn as nn
-
-    class Block(nn.Module):
-        def __init__(self, cin, cout, stride):
-            super().__init__()
-            self.c1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
-            self.b1 = nn.BatchNorm2d(cout)
-            self.c2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
-            self.b2 = nn.BatchNorm2d(cout)
-            self.short = (nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
-                          if stride != 1 or cin != cout else nn.Identity())
-            self.relu = nn.ReLU()
-
-        def forward(self, x):
-            y = self.relu(self.b1(self.c1(x)))
-            return self.relu(self.short(x) + self.b2(self.c2(y)))
-
-    class Net(nn.Module):
-        def __init__(self):
-            super().__init__()
-            layers = [nn.Conv2d(in_ch, channels[0], 7, 2, 3, bias=False), nn.BatchNorm2d(channels[0]),
-                      nn.ReLU(), nn.MaxPool2d(3, 2, 1)]
-            cin = channels[0]
-            for cout, stride in zip(channels[1:], (1, 2, 2, 2)):
-                layers += [Block(cin, cout, stride), Block(cout, cout, 1)]
-                cin = cout
-            self.body = nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten())
-            self.heads = nn.ModuleList(nn.Linear(cin, num_classes) for _ in range(4))
-
-        def forward(self, x):
-            f = self.body(x)
-            return [h(f) for h in self.heads]
-
-    return Net()
-
-
 def train_torch(splits, epochs, batch, lr, seed):
     import torch
 
@@ -70,7 +33,9 @@ def train_torch(splits, epochs, batch, lr, seed):
     to_y = lambda s: torch.from_numpy(np.stack([s.y[f"char_{i}"] for i in range(1, 5)], 1)).long()
     xtr, ytr = to_x(splits["train"]), to_y(splits["train"])
     xte, yte = to_x(splits["test"]), to_y(splits["test"])
-    model = torch_resnet18_mod(in_ch=xtr.shape[1])
+    from torch_models import resnet18_mod
+
+    model = resnet18_mod(in_ch=xtr.shape[1])
     params = sum(p.numel() for p in model.parameters())
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     loss_fn = torch.nn.CrossEntropyLoss()

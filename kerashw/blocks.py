@@ -43,7 +43,10 @@ def conv2d(x, filters, kernel_size, *, name, init="torch", strides=1, padding="s
 
 
 def dense(x, units, *, name, init="torch", activation=None):
-    return layers.Dense(units, activation=activation, name=name,
+    # a softmax output computes in float32 under a mixed policy too: 16-bit logits lose
+    # the small differences that cross-entropy and top-k read (a no-op under float32)
+    dtype = {"dtype": "float32"} if activation == "softmax" else {}
+    return layers.Dense(units, activation=activation, name=name, **dtype,
                         **initializers(init, int(x.shape[-1])))(x)
 
 

@@ -2,7 +2,7 @@
 
 At the end of an epoch they run in list order and share one `logs` dict:
 `EpochProgress` adds the epoch's training time, `EvaluateSplits` adds `val_*` and
-`test_*` (a full pass each), `StoreWriter` stores every phase and tells the front
+`test_*` (a full pass each, and its time), `StoreWriter` stores every phase and tells the front
 end, and Keras's own callbacks after them (TerminateOnNaN, CSVLogger, the best-val
 checkpoint) see the same numbers as the store. A cancelled epoch is cut short: its
 running averages cover part of an epoch, so nothing of it is evaluated or stored.
@@ -57,7 +57,9 @@ class EvaluateSplits(keras.callbacks.Callback):
         for split, (ds, _) in self.eval_sets.items():
             if _cancelled(self.cancel):
                 return
+            t0 = time.perf_counter()
             logs.update({f"{split}_{k}": v for k, v in self.evaluate(self.model, ds).items()})
+            logs[f"{split}_{SECONDS}"] = time.perf_counter() - t0  # what evaluation costs
 
 
 class StoreWriter(keras.callbacks.Callback):
@@ -82,9 +84,9 @@ class StoreWriter(keras.callbacks.Callback):
             if split != "train" and metrics:
                 phases[split] = metrics
         for phase, metrics in phases.items():
+            seconds = logs.get(SECONDS) if phase == "train" else metrics.pop(SECONDS, None)
             record = {"epoch": epoch + 1, "epochs": self.epochs, "phase": phase,
-                      "samples": self.sizes[phase],
-                      "seconds": logs.get(SECONDS) if phase == "train" else None, **metrics}
+                      "samples": self.sizes[phase], "seconds": seconds, **metrics}
             self.write(record)
             self.listener.phase_ended(record)
 

@@ -13,7 +13,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from kerashw.config import (ACTIVATIONS, INITS, MODEL_TASK, OPTIMIZERS, PREPROCESS, SCHEDULES, Overrides,
+from kerashw.config import (ACTIVATIONS, INITS, MODEL_TASK, OPTIMIZERS, PRECISIONS, PREPROCESS, SCHEDULES, Overrides,
                             RunSpec, TrainOptions, baseline)
 from kerashw.studies import STUDIES, get_study, studies_of
 from kerashw.store import Store
@@ -139,6 +139,8 @@ def _spec_options(f):
         click.option("--label-smoothing", type=float, help="Label smoothing, 0 to <1."),
         click.option("--extra/--no-extra", default=None,
                      help="Captcha: train on the data folder's extra/ too, when it has one (captcha-best: on)."),
+        click.option("--precision", type=click.Choice(PRECISIONS),
+                     help="float32 (default), or mixed: bfloat16 compute on CPUs with bf16, float16 on GPUs."),
         click.option("--augment/--no-augment", default=None,
                      help="Captcha: random shift/rotation/zoom of training images (default on)."),
         click.option("--epochs", type=int, help="Epochs per run (default: the study's)."),
@@ -154,7 +156,7 @@ def _spec_options(f):
 def _resolve_specs(exp, model, **fields) -> tuple[list[RunSpec], list[str]]:
     extra = {k: fields.pop(k) for k in ("activation", "optimizer", "lr", "batch_size", "preprocess", "augment",
                                          "init", "weight_decay", "schedule", "warmup", "label_smoothing",
-                                         "skip_bad", "split", "extra")}
+                                         "skip_bad", "split", "extra", "precision")}
     ov = Overrides(epochs=fields["epochs"], limit=fields["limit"], seed=fields["seed"],
                    data=fields["data"], extra={**extra, "model": model})
     try:

@@ -9,7 +9,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from kerashw import report, train
+from kerashw import precision, report, train
 from kerashw.identity import identify_all
 from kerashw.listener import Listener
 from kerashw.config import DataError, TrainOptions
@@ -87,8 +87,12 @@ def run_with_progress(console: Console, specs, store: Store, studies, *, force=F
     listener = RichListener(console)
     try:
         specs = identify_all(specs, options)  # reads and checks the data before anything is reused
+        precision.check(specs)
     except DataError as exc:
         console.print(f"[red]data error:[/red] {escape(str(exc))}")
+        return 2
+    except precision.UnsupportedError as exc:
+        console.print(f"[red]not on this machine:[/red] {escape(str(exc))}")
         return 2
     p = estimate.plan(specs, store, force=force)
     if p.finished == p.runs:

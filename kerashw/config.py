@@ -17,6 +17,10 @@ SCHEDULES = ("constant", "cosine")
 INITS = ("torch", "keras")  # weight init: PyTorch's default, or Keras's (kerashw.blocks)
 ACTIVATIONS = ("relu", "softmax", "sigmoid", "tanh")
 PREPROCESS = ("original", "denoise", "denoise2")
+# float32, or Keras's mixed policy (bfloat16 compute on CPUs with bf16 instructions,
+# float16 on GPUs; weights and the softmax heads stay float32). kerashw.precision checks
+# the hardware has a fast path.
+PRECISIONS = ("float32", "mixed")
 # The synthetic captcha generator's version, bumped when kerashw.synth's pixels change.
 # It names the synthetic cache folder and is part of a captcha run's id on the default
 # data, so runs on an older synthetic set are never mistaken for runs on the current one.
@@ -24,12 +28,16 @@ SYNTHETIC_VERSION = 2
 # The `denoise` variant's version (kerashw.captcha.preprocess reads it): part of a denoise
 # run's id from version 2 on, so a run on the older arc removal is never reused for the new.
 DENOISE_VERSION = 2
+# The captcha augmentation's version: part of an augmented captcha run's id from version 2
+# (one stateless affine resampling per image; version 1 was Keras's three random layers,
+# same ranges, other draws), so a run on the older draws is never reused for the new.
+AUGMENT_VERSION = 2
 # Fields added after runs were first stored: at these values they stay out of the
 # run id, so ids of earlier runs (which had no such field) do not change.
 # A stored spec without such a field had that value, so from_dict fills it in.
 LATER_DEFAULTS = {"augment": False, "init": "keras", "weight_decay": 0.0, "schedule": "constant",
                   "warmup": 0, "label_smoothing": 0.0, "data_id": None, "split": None, "skip_bad": False,
-                  "extra": False}
+                  "extra": False, "precision": "float32"}
 # Which homework part each model serves; the CLI routes `--model X` with it.
 MODEL_TASK = {"nn": "mnist", "cnn": "mnist", "baseline": "captcha", "simple_cnn": "captcha",
               "resnet18": "captcha", "resnet18_mod": "captcha", "resnet18_tiny": "captcha",
@@ -65,6 +73,7 @@ class RunSpec:
     split: tuple | None = None  # captcha: train/val/test counts of an unsplit folder; None = 4:1:3
     skip_bad: bool = False  # captcha: leave out unreadable images (counted) instead of failing
     extra: bool = False  # captcha: a split folder's extra/ images (if any) join the training split
+    precision: str = "float32"  # float32, or mixed (bfloat16/float16 compute; kerashw.precision)
 
     def __post_init__(self) -> None:
         # Validate early so a typo fails before TensorFlow loads, naming what is accepted.
@@ -81,6 +90,8 @@ class RunSpec:
             raise ValueError(f"Unknown activation {self.activation!r}. Known: {list(ACTIVATIONS)}")
         if self.init not in INITS:
             raise ValueError(f"Unknown init {self.init!r}. Known: {list(INITS)}")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"Unknown precision {self.precision!r}. Known: {list(PRECISIONS)}")
         if self.schedule not in SCHEDULES:
             raise ValueError(f"Unknown schedule {self.schedule!r}. Known: {list(SCHEDULES)}")
         if self.warmup and self.schedule != "cosine":
@@ -134,6 +145,8 @@ class RunSpec:
             fields["synthetic"] = SYNTHETIC_VERSION
         if self.task == "captcha" and fields.get("preprocess") == "denoise" and DENOISE_VERSION > 1:
             fields["denoise_version"] = DENOISE_VERSION
+        if self.task == "captcha" and self.augment:
+            fields["augment_version"] = AUGMENT_VERSION
         payload = json.dumps(fields, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(payload.encode()).hexdigest()[:12]
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 import keras
 
-from kerashw import __version__, task as tasks
+from kerashw import __version__, precision, task as tasks
 from kerashw.callbacks import (Backup, BestWeights, CancelOnEvent, EpochProgress, EvaluateSplits,
                                StoreWriter)
 from kerashw.config import DataError, RunSpec, TrainOptions, unique
@@ -73,6 +73,19 @@ def make_optimizer(spec: RunSpec, steps: int):
     # AdamW needs a number; the others take None for "no decay" (0.0 would add a no-op step).
     decay = spec.weight_decay if spec.weight_decay or spec.optimizer == "adamw" else None
     return cls(learning_rate=lr, weight_decay=decay)
+
+
+def build(spec: RunSpec, task):
+    """The model (saved, exported) and the compiled model fit trains: it may carry extra
+    outputs sharing the model's layers (captcha: all four heads at once). Built under the
+    run's dtype policy (kerashw.precision)."""
+    with precision.building(spec):
+        model = get_model(spec.model)(task.input_shape, task.num_classes,
+                                      activation=spec.activation, init=spec.init, name=spec.model)
+        fit_model = task.wrap(model)
+    fit_model.compile(optimizer=make_optimizer(spec, task.steps), loss=task.loss, metrics=task.metrics,
+                      steps_per_execution=steps_per_execution(task.steps))
+    return model, fit_model
 
 
 def _summarise(history: list[dict]) -> tuple[dict, dict]:
@@ -149,8 +162,7 @@ def _train(spec, store, run_dir, studies, listener, cancel, index, total, option
     # 1. data and model: seeded, so the same spec gives the same numbers
     keras.utils.set_random_seed(spec.seed)
     task = tasks.prepare(spec, options)
-    model = get_model(spec.model)(task.input_shape, task.num_classes,
-                                  activation=spec.activation, init=spec.init, name=spec.model)
+    model, fit_model = build(spec, task)
     params = count_params(model)
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "spec.json").write_text(json.dumps(spec.to_dict(), indent=2))
@@ -178,12 +190,7 @@ def _train(spec, store, run_dir, studies, listener, cancel, index, total, option
         store.log_epoch(run_id, record["epoch"], record["phase"], metrics,
                         samples=record["samples"], seconds=record["seconds"])
 
-    # 2. compile: the trained model may carry extra outputs (captcha: all four heads at once)
-    fit_model = task.wrap(model)  # shares model's layers; model is what gets saved
-    fit_model.compile(optimizer=make_optimizer(spec, task.steps), loss=task.loss, metrics=task.metrics,
-                      steps_per_execution=steps_per_execution(task.steps))
-
-    # 3. one epoch: the training steps, then these in order, sharing one logs dict
+    # 2. one epoch: the training steps, then these in order, sharing one logs dict
     sizes = {"train": task.n_train, **{split: n for split, (_, n) in task.eval_sets.items()}}
     callbacks = [
         EpochProgress(listener, task.steps, spec.epochs),  # steps to the front end; epoch time
@@ -199,7 +206,7 @@ def _train(spec, store, run_dir, studies, listener, cancel, index, total, option
     if options.tensorboard:
         callbacks.append(keras.callbacks.TensorBoard(log_dir=str(run_dir / "tensorboard")))
 
-    # 4. fit, then the run's status from what happened
+    # 3. fit, then the run's status from what happened
     status, error = "finished", None
     try:
         fit_model.fit(task.train(start_epoch=done), epochs=spec.epochs, steps_per_epoch=task.steps, callbacks=callbacks,
@@ -220,7 +227,7 @@ def _train(spec, store, run_dir, studies, listener, cancel, index, total, option
         status = "interrupted"  # fit returned early without a cause we know
     if status != "interrupted":
         shutil.rmtree(backup_dir, ignore_errors=True)  # only an interrupted run is resumed
-    # 5. a finished run keeps its model and the task's extras (captcha: test confusion)
+    # 4. a finished run keeps its model and the task's extras (captcha: test confusion)
     if status == "finished":
         model.save(run_dir / "model.keras")
         for name, value in (task.finalize(model) if task.finalize else {}).items():
@@ -250,6 +257,7 @@ def run_study(specs, *, store: Store, studies=(), listener: Listener | None = No
     results = []
     # the data's content is part of each run's id: changed data is a new run, not a reuse
     specs = unique(identify_all(specs, options))  # a shared baseline runs once
+    precision.check(specs)  # a precision this machine lacks fails before any run is claimed
     for i, spec in enumerate(specs, start=1):
         if cancel is not None and cancel.is_set():
             break

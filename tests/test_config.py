@@ -104,3 +104,23 @@ def test_a_changed_denoise_is_a_new_run():
         assert den.run_id != before[0] and orig.run_id == before[1]  # only denoise runs change
     finally:
         config.DENOISE_VERSION -= 1
+
+
+def test_augmentation_version_and_precision_are_part_of_the_id():
+    import dataclasses
+
+    from kerashw import config
+
+    cap = config.baseline("captcha")
+    plain = dataclasses.replace(cap, augment=False)
+    before = (cap.run_id, plain.run_id)
+    config.AUGMENT_VERSION += 1
+    try:
+        assert cap.run_id != before[0] and plain.run_id == before[1]  # only augmented runs change
+    finally:
+        config.AUGMENT_VERSION -= 1
+    mixed = dataclasses.replace(cap, precision="mixed")
+    assert mixed.run_id != cap.run_id and "precision=mixed" in mixed.label()
+    assert RunSpec.from_dict({k: v for k, v in cap.to_dict().items() if k != "precision"}) == cap
+    with pytest.raises(ValueError, match="Unknown precision 'half'.*float32.*mixed"):
+        RunSpec(precision="half")

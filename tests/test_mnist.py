@@ -101,34 +101,79 @@ def test_limit_subsamples_train_only(mnist_path):
     assert (len(s["train"]), len(s["val"]), len(s["test"])) == (500, 6_000, 10_000)
 
 
-def test_dataset_scales_and_batches():
+def _batches(ds, n):
+    return [tuple(np.asarray(t) for t in b) for b in ds.take(n).as_numpy_iterator()]
+
+
+def test_train_stream_scales_shuffles_per_epoch_and_resumes_exactly():
     arrays = tiny_mnist_arrays()
-    split = pipeline.Split(arrays["x_train"], arrays["y_train"].astype(np.int64))
-    ds = pipeline.make_dataset(split, 32, training=True, seed=0)
-    batches = list(ds.as_numpy_iterator())
-    assert [len(b[0]) for b in batches] == [32, 32, 26]
+    split = pipeline.Split(arrays["x_train"], arrays["y_train"].astype(np.int64))  # 90 images
+    ds = pipeline.make_train_dataset(split, 32, seed=0, epochs=3)
+    batches = _batches(ds, 9)
+    assert [len(b[0]) for b in batches] == [32, 32, 26] * 3
     x = np.concatenate([b[0] for b in batches])
     assert x.dtype == np.float32 and 0.0 <= x.min() and x.max() <= 1.0
-    # shuffled each epoch
-    again = np.concatenate([b[1] for b in ds.as_numpy_iterator()])
-    assert not np.array_equal(np.concatenate([b[1] for b in batches]), again)
+    labels = [np.concatenate([b[1] for b in batches[i:i + 3]]) for i in (0, 3)]
+    assert not np.array_equal(*labels)  # a new order each epoch
+    assert sorted(labels[0]) == sorted(split.y)  # each epoch sees every image once
+    resumed = _batches(pipeline.make_train_dataset(split, 32, seed=0, epochs=3, start_epoch=1), 6)
+    for a, b in zip(batches[3:], resumed):
+        np.testing.assert_array_equal(a[0], b[0])
 
 
-def test_augment_moves_training_pixels_only():
-    rng = np.random.default_rng(0)
+def _block_split():
     x = np.zeros((16, 50, 130, 1), np.uint8)
     x[:, 15:35, 20:110] = 255  # a block well inside the frame
-    y = {"char_1": rng.integers(0, 19, 16)}
-    split = pipeline.Split(x, y)
-    plain = np.concatenate([b[0] for b in pipeline.make_dataset(split, 8, training=False, seed=0)])
-    np.testing.assert_array_equal(plain, x / 255.0)
-    aug = pipeline.make_dataset(split, 8, training=True, seed=0, augment=True)
-    first = np.concatenate([b[0] for b in aug])
-    second = np.concatenate([b[0] for b in aug])
+    return pipeline.Split(x, {"char_1": np.random.default_rng(0).integers(0, 19, 16)})
+
+
+def test_augment_moves_training_pixels_reproducibly_and_resumes_exactly():
+    split = _block_split()
+    plain = np.concatenate([b[0] for b in pipeline.make_dataset(split, 8)])
+    np.testing.assert_array_equal(plain, split.x / 255.0)
+    batches = _batches(pipeline.make_train_dataset(split, 8, seed=0, epochs=2, augment=True), 4)
+    first, second = (np.concatenate([b[0] for b in batches[i:i + 2]]) for i in (0, 2))
     assert first.shape == plain.shape and first.dtype == np.float32
     assert 0.0 <= first.min() and first.max() <= 1.0
     # shapes move: where the ink is differs from the source, and from epoch to epoch
     assert not np.array_equal(np.sort(first.reshape(16, -1), axis=0), np.sort(plain.reshape(16, -1), axis=0))
     assert not np.allclose(first.mean(axis=0), second.mean(axis=0))
-    # small: most of the block stays ink
-    assert abs(first.mean() - plain.mean()) < 0.1
+    assert abs(first.mean() - plain.mean()) < 0.1  # small: most of the block stays ink
+    # the draws are a function of (seed, epoch, batch): the same again, and on resume
+    again = _batches(pipeline.make_train_dataset(split, 8, seed=0, epochs=2, augment=True), 4)
+    resumed = _batches(pipeline.make_train_dataset(split, 8, seed=0, epochs=2, start_epoch=1, augment=True), 2)
+    for a, b in zip(batches, again):
+        np.testing.assert_array_equal(a[0], b[0])
+    for a, b in zip(batches[2:], resumed):
+        np.testing.assert_array_equal(a[0], b[0])
+
+
+def test_random_affine_draws_the_documented_ranges():
+    """A single bright pixel at the centre of each of 4,000 frames: zoom and rotation
+    about the centre leave it in place, so where it lands is the shift alone, uniform
+    in +-8 % of the height and +-5 % of the width."""
+    import tensorflow as tf
+
+    h, w = 51, 131  # odd, so the centre is a pixel
+    x = np.zeros((4000, h, w, 1), np.float32)
+    x[:, h // 2, w // 2] = 1.0
+    out = pipeline.random_affine(tf.constant(x), tf.constant([3, 4], tf.int64)).numpy()[..., 0]
+    ys, xs = np.indices((h, w))
+    mass = out.sum(axis=(1, 2))
+    assert np.all(mass > 0.5)  # the dot stays inside the frame
+    cy = (out * ys).sum(axis=(1, 2)) / mass - h // 2
+    cx = (out * xs).sum(axis=(1, 2)) / mass - w // 2
+    for shift, limit in ((cy, pipeline.SHIFT_Y * h), (cx, pipeline.SHIFT_X * w)):
+        assert np.abs(shift).max() <= limit * 1.1 + 0.5  # within the range (zoom smears the dot a little)
+        assert np.abs(shift).max() >= limit * 0.9  # and it uses the range
+        assert abs(np.abs(shift).mean() - limit / 2) < 0.1 * limit  # uniform: mean |shift| is half of it
+    # a pixel away from the centre also turns and scales: two dots keep about their distance
+    x2 = np.zeros((200, h, w, 1), np.float32)
+    x2[:, h // 2, w // 2 - 40] = x2[:, h // 2, w // 2 + 40] = 1.0
+    out2 = pipeline.random_affine(tf.constant(x2), tf.constant([5, 6], tf.int64)).numpy()[..., 0]
+    left = out2[:, :, : w // 2]
+    right = out2[:, :, w // 2 + 1:]
+    lx = (left * xs[:, : w // 2]).sum(axis=(1, 2)) / left.sum(axis=(1, 2))
+    rx = (right * xs[:, w // 2 + 1:]).sum(axis=(1, 2)) / right.sum(axis=(1, 2))
+    ratio = (rx - lx) / 80.0  # 1 / zoom: within 1 +- 8 %, and not always 1
+    assert ratio.min() > 1 / 1.09 and ratio.max() < 1 / 0.91 and ratio.std() > 0.02

@@ -74,6 +74,11 @@ def prepare(spec: RunSpec, options) -> Task:
     splits, skipped = captcha_splits(spec.data, spec.preprocess, spec.seed, spec.limit,
                                      counts=spec.split, skip_bad=spec.skip_bad, progress=options.progress,
                                      extra=spec.extra)
+    return from_splits(spec, splits, skipped)
+
+
+def from_splits(spec: RunSpec, splits: dict[str, Split], skipped=()) -> Task:
+    """The Task over splits already in memory (uint8 images, per-head labels)."""
     splits = {p: _with_chars(s) for p, s in splits.items()}
     train = splits["train"]
     where = spec.data or "the synthetic set"
@@ -91,7 +96,7 @@ def prepare(spec: RunSpec, options) -> Task:
         num_classes=NUM_CLASSES,
         train=functools.partial(pipeline.make_train_dataset, train, spec.batch_size, seed=spec.seed,
                                 epochs=spec.epochs, augment=spec.augment),
-        eval_sets={p: (pipeline.make_dataset(splits[p], EVAL_BATCH_CAPTCHA, training=False, seed=spec.seed),
+        eval_sets={p: (pipeline.make_dataset(splits[p], EVAL_BATCH_CAPTCHA),
                        len(splits[p])) for p in ("val", "test") if len(splits[p])},
         n_train=len(train),
         steps=math.ceil(len(train) / spec.batch_size),
@@ -99,7 +104,7 @@ def prepare(spec: RunSpec, options) -> Task:
         metrics=metrics,
         wrap=with_chars_output,
         to_record=to_record,
-        skipped=skipped,
+        skipped=list(skipped),
         finalize=(lambda model: {"confusion_test": confusion(model, splits["test"])})
         if len(splits["test"]) else None,
     )

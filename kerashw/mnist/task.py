@@ -46,7 +46,11 @@ def input_shape(spec: RunSpec) -> tuple:
 
 
 def prepare(spec: RunSpec, options) -> Task:
-    splits = mnist_splits(source.load_mnist_once(options.mnist), spec.seed, spec.limit)
+    return from_splits(spec, mnist_splits(source.load_mnist_once(options.mnist), spec.seed, spec.limit))
+
+
+def from_splits(spec: RunSpec, splits: dict[str, Split]) -> Task:
+    """The Task over splits already in memory (uint8 digits, integer labels)."""
     train = splits["train"]
     if len(train) < spec.batch_size:
         raise DataError(f"{len(train)} MNIST training image(s) (--limit {spec.limit}), fewer than one batch "
@@ -56,7 +60,7 @@ def prepare(spec: RunSpec, options) -> Task:
         num_classes=NUM_CLASSES,
         train=functools.partial(pipeline.make_train_dataset, train, spec.batch_size, seed=spec.seed,
                                 epochs=spec.epochs),
-        eval_sets={p: (pipeline.make_dataset(splits[p], EVAL_BATCH, training=False, seed=spec.seed),
+        eval_sets={p: (pipeline.make_dataset(splits[p], EVAL_BATCH),
                        len(splits[p])) for p in ("val", "test")},
         n_train=len(train),
         steps=math.ceil(len(train) / spec.batch_size),

@@ -1,0 +1,78 @@
+"""Where a run's time goes: preprocessing, start-up, training, evaluation, the rest.
+
+    python benchmarks/time_breakdown.py --data ../shared/data/thsr-real --epochs 25
+
+Preprocessing is timed first, into an empty cache folder (what a user's first run
+pays; later runs read the cache). Then the run trains through `train.run` into a
+fresh store, which records each epoch's training time and each evaluation pass's time
+(val, test); start-up is the time from the run's start to its first epoch (building
+and compiling the model, loading the cached arrays), and "the rest" (saving, the test
+confusion matrix, store writes) is what is left of the run's elapsed time.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", default="../shared/data/thsr-real")
+    ap.add_argument("--model", default="resnet18_mod")
+    ap.add_argument("--preprocess", default="original")
+    ap.add_argument("--epochs", type=int, default=25)
+    ap.add_argument("--precision", default="float32")
+    ap.add_argument("--no-augment", action="store_true")
+    args = ap.parse_args()
+    os.environ["KERASHW_CACHE"] = tempfile.mkdtemp(prefix="kerashw-cache-")  # a first run's cold cache
+
+    from kerashw import train
+    from kerashw.captcha.cache import captcha_splits
+    from kerashw.config import RunSpec
+    from kerashw.listener import Listener
+    from kerashw.store import Store
+
+    spec = RunSpec(task="captcha", model=args.model, preprocess=args.preprocess, data=args.data,
+                   lr=1e-3, epochs=args.epochs, augment=not args.no_augment, precision=args.precision)
+    t0 = time.perf_counter()
+    captcha_splits(spec.data, spec.preprocess, spec.seed)
+    preprocessing = time.perf_counter() - t0
+
+    first_epoch = []
+
+    class Clock(Listener):
+        def epoch_started(self, epoch, epochs, steps):
+            if not first_epoch:
+                first_epoch.append(time.perf_counter())
+
+    store = Store(tempfile.mkdtemp(prefix="kerashw-store-"))
+    started = time.perf_counter()
+    result = train.run(spec, store=store, listener=Clock())
+    startup = first_epoch[0] - started
+    by_phase = {}
+    for e in store.epochs(result.run_id):
+        by_phase[e["phase"]] = by_phase.get(e["phase"], 0.0) + (e["seconds"] or 0.0)
+    evaluation = by_phase.get("val", 0.0) + by_phase.get("test", 0.0)
+    rest = result.elapsed - startup - by_phase["train"] - evaluation
+    test = result.final["test"]
+    print(f"\n{args.model}, {args.preprocess}, {args.epochs} epochs, augment {not args.no_augment}, "
+          f"{args.precision}, {args.data}")
+    print("| part | seconds | share of the run |")
+    print("|---|---|---|")
+    parts = [("preprocessing (cold cache, before the run)", preprocessing), ("start-up", startup),
+             ("training", by_phase["train"]), ("evaluation: val", by_phase.get("val", 0.0)),
+             ("evaluation: test", by_phase.get("test", 0.0)), ("the rest (save, confusion, store)", rest)]
+    for name, secs in parts:
+        share = "" if name.startswith("preprocessing") else f"{100 * secs / result.elapsed:.1f} %"
+        print(f"| {name} | {secs:.1f} | {share} |")
+    print(f"| the run (elapsed) | {result.elapsed:.1f} | 100 % |")
+    chars = " / ".join(f"{100 * test[f'char_{k}_acc']:.2f}" for k in range(1, 5))
+    print(f"\ntest top-1 per character {chars}, whole {100 * test['whole']:.2f}")
+
+
+if __name__ == "__main__":
+    main()
