@@ -14,6 +14,7 @@ import time
 
 import keras
 
+from kerashw import distribute
 from kerashw.listener import Listener
 
 SECONDS = "epoch_seconds"  # the log key of an epoch's training time
@@ -41,6 +42,19 @@ class EpochProgress(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         if logs is not None:
             logs[SECONDS] = time.perf_counter() - self._t0
+
+
+class WorkerMean(keras.callbacks.Callback):
+    """Multi-worker runs: the epoch's training logs averaged over the workers, before
+    anything reads them (each worker's metrics cover only its shard of the data)."""
+
+    def __init__(self, strat):
+        super().__init__()
+        self.strat = strat
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs:
+            logs.update(distribute.mean_over_workers(self.strat, logs))
 
 
 class EvaluateSplits(keras.callbacks.Callback):

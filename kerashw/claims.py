@@ -65,18 +65,22 @@ class Claims:
         finally:
             con.close()
 
-    def claim(self, run_id: str, *, force: bool = False) -> Claim:
+    def claim(self, run_id: str, *, force: bool = False, force_before: float | None = None) -> Claim:
         """Atomically decide whether this process trains `run_id`: not if it is finished
-        (unless `force`), not if a live process owns it; else record this process as its owner.
+        (unless `force`; with `force_before`, only a run that ended before that time, so
+        parallel workers re-run the old results once and never each other's new ones), not
+        if a live process owns it; else record this process as its owner.
         A claim whose owner is gone (kill -9, a crash, a lost host) is taken over."""
         with self._immediate() as con:
-            row = con.execute("SELECT status FROM runs WHERE id=?", (run_id,)).fetchone()
+            row = con.execute("SELECT status, ended FROM runs WHERE id=?", (run_id,)).fetchone()
             owner = con.execute("SELECT host, pid, started, heartbeat FROM claims WHERE run_id=?",
                                 (run_id,)).fetchone()
             if owner and _owner_alive(owner[0], owner[1], owner[3]):
                 since = time.strftime("%H:%M", time.localtime(owner[2]))
                 return Claim("owned", owner=f"{owner[0]} pid {owner[1]} since {since}")
             if row and row[0] == "finished" and not force:
+                return Claim("finished")
+            if row and row[0] == "finished" and force_before is not None and (row[1] or 0) >= force_before:
                 return Claim("finished")
             replacing = bool(row and row[0] == "finished")
             now = time.time()

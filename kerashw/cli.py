@@ -180,7 +180,15 @@ def _resolve_specs(exp, model, **fields) -> tuple[list[RunSpec], list[str]]:
 @click.option("--tensorboard", is_flag=True, help="Also write TensorBoard logs in each run's folder.")
 @skip_bad_option
 @click.option("--split", "split_counts", nargs=3, type=int, help="Captcha: train val test counts (default 4:1:3).")
-def train(exp, model, mnist, store_path, force, tensorboard, skip_bad, split_counts, **fields):
+@click.option("--distribute", type=click.Choice(["mirrored", "multiworker"]),
+              help="tf.distribute: mirrored over local devices, or one worker of a TF_CONFIG cluster.")
+@click.option("--devices", help="With --distribute mirrored: devices, comma-separated (default: all GPUs).")
+@click.option("--workers", type=click.IntRange(1), default=1, show_default=True,
+              help="Train up to N runs of the study at once, in N processes sharing the cores.")
+@click.option("--threads", type=click.IntRange(1), help="TensorFlow threads per process (default: every core).")
+@click.option("--force-before", type=float, hidden=True)  # a --workers worker: --force for runs ended before
+def train(exp, model, mnist, store_path, force, tensorboard, skip_bad, split_counts, distribute, devices,
+          workers, threads, force_before, **fields):
     """Train a study (--exp NAME) or one run from the baseline with overrides."""
     specs, studies = _resolve_specs(exp, model, skip_bad=skip_bad or None,
                                     split=tuple(split_counts) if split_counts else None, **fields)
@@ -194,8 +202,20 @@ def train(exp, model, mnist, store_path, force, tensorboard, skip_bad, split_cou
     _quiet_tf()
     from kerashw.clirun import run_with_progress
 
-    options = TrainOptions(mnist=mnist, tensorboard=tensorboard)
-    code = run_with_progress(console, specs, store, studies, force=force, options=options)
+    if devices and distribute != "mirrored":
+        raise click.BadParameter("--devices needs --distribute mirrored", param_hint="--devices")
+    if workers > 1 and distribute:
+        raise click.BadParameter("--workers runs separate processes; it does not combine with --distribute",
+                                 param_hint="--workers")
+    options = TrainOptions(mnist=mnist, tensorboard=tensorboard, distribute=distribute, threads=threads,
+                           devices=tuple(d.strip() for d in devices.split(",")) if devices else None)
+    if workers > 1:
+        from kerashw.workers import run_workers
+
+        sys.exit(run_workers(console, specs, store, workers, sys.argv[1:], threads=threads, force=force,
+                             options=options))
+    code = run_with_progress(console, specs, store, studies, force=force, options=options,
+                             force_before=force_before)
     sys.exit(code)
 
 

@@ -80,7 +80,7 @@ class RichListener(Listener):
 
 
 def run_with_progress(console: Console, specs, store: Store, studies, *, force=False,
-                      options: TrainOptions = TrainOptions()) -> int:
+                      options: TrainOptions = TrainOptions(), force_before: float | None = None) -> int:
     """Run a study with live output; returns the process exit code."""
     from kerashw import estimate
 
@@ -102,7 +102,7 @@ def run_with_progress(console: Console, specs, store: Store, studies, *, force=F
     options = dataclasses.replace(options, progress=listener.data_progress)
     try:
         results = train.run_study(specs, store=store, studies=studies, listener=listener,
-                                  force=force, options=options)
+                                  force=force, options=options, force_before=force_before)
     except KeyboardInterrupt:
         listener.stop_bar()
         console.print("\n[yellow]Interrupted.[/yellow] The current run is stored as interrupted; "

@@ -206,8 +206,12 @@ class Overrides:
 
 @dataclass(frozen=True)
 class TrainOptions:
-    """How a front end wants its runs' data found and read; what the spec does not say."""
+    """How a front end wants its runs trained and their data found; what the spec does not
+    say, since none of it changes a run's numbers."""
 
     mnist: str | None = None  # MNIST file or IDX folder; None = $KERASHW_MNIST, Keras's cache, download
     tensorboard: bool = False  # also write TensorBoard logs in the run's folder
     progress: Callable | None = None  # (done, total, description) of once-per-image work
+    distribute: str | None = None  # None (one device), mirrored or multiworker (kerashw.distribute)
+    devices: tuple | None = None  # mirrored: these devices ("/gpu:0", ...); None = all local GPUs
+    threads: int | None = None  # TensorFlow's intra/inter-op threads; None = every core

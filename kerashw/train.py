@@ -6,6 +6,7 @@ Metrics, per epoch and phase:
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import platform
@@ -17,8 +18,8 @@ from dataclasses import dataclass, field
 
 import keras
 
-from kerashw import __version__, precision, task as tasks
-from kerashw.callbacks import (Backup, BestWeights, CancelOnEvent, EpochProgress, EvaluateSplits,
+from kerashw import __version__, distribute, precision, task as tasks
+from kerashw.callbacks import (Backup, BestWeights, CancelOnEvent, EpochProgress, EvaluateSplits, WorkerMean,
                                StoreWriter)
 from kerashw.config import DataError, RunSpec, TrainOptions, unique
 from kerashw.identity import identify, identify_all
@@ -75,16 +76,16 @@ def make_optimizer(spec: RunSpec, steps: int):
     return cls(learning_rate=lr, weight_decay=decay)
 
 
-def build(spec: RunSpec, task):
+def build(spec: RunSpec, task, strat=None):
     """The model (saved, exported) and the compiled model fit trains: it may carry extra
     outputs sharing the model's layers (captcha: all four heads at once). Built under the
-    run's dtype policy (kerashw.precision)."""
-    with precision.building(spec):
+    run's dtype policy (kerashw.precision) and the process's tf.distribute strategy."""
+    with precision.building(spec), (strat.scope() if strat else contextlib.nullcontext()):
         model = get_model(spec.model)(task.input_shape, task.num_classes,
                                       activation=spec.activation, init=spec.init, name=spec.model)
         fit_model = task.wrap(model)
-    fit_model.compile(optimizer=make_optimizer(spec, task.steps), loss=task.loss, metrics=task.metrics,
-                      steps_per_execution=steps_per_execution(task.steps))
+        fit_model.compile(optimizer=make_optimizer(spec, task.steps), loss=task.loss, metrics=task.metrics,
+                          steps_per_execution=steps_per_execution(task.steps))
     return model, fit_model
 
 
@@ -162,14 +163,26 @@ def _train(spec, store, run_dir, studies, listener, cancel, index, total, option
     # 1. data and model: seeded, so the same spec gives the same numbers
     keras.utils.set_random_seed(spec.seed)
     task = tasks.prepare(spec, options)
-    model, fit_model = build(spec, task)
+    strat = distribute.strategy(options.distribute, options.devices)
+    model, fit_model = build(spec, task, strat)
     params = count_params(model)
+    # multi-worker: each worker evaluates whole splits on a one-device twin with the trained
+    # weights (under the strategy Keras evaluates a shard per worker and never sums them)
+    twin, twin_fit = build(spec, task) if options.distribute == "multiworker" else (None, None)
+
+    def evaluate(trained, ds):
+        if twin_fit is None:
+            return task.evaluate(trained, ds)
+        twin_fit.set_weights(trained.get_weights())
+        return task.evaluate(twin_fit, ds)
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "spec.json").write_text(json.dumps(spec.to_dict(), indent=2))
     # an interrupted run resumes after its last whole epoch: the backup has its weights and
     # optimizer state, the store its epochs (kept), the data stream restarts at that epoch
     backup_dir = run_dir / "backup"
-    done = min(Backup.epochs_done(backup_dir), spec.epochs)
+    # several workers must start from the same weights: a multi-worker run starts over
+    resumable = options.distribute != "multiworker"
+    done = min(Backup.epochs_done(backup_dir), spec.epochs) if resumable else 0
     store.start_run(run_id, spec.task, spec.label(), spec.to_dict(), studies, params, versions(),
                     keep_through=done)
     history.extend({**r, "epochs": spec.epochs} for r in store.epochs(run_id) if r["epoch"] <= done)
@@ -194,13 +207,16 @@ def _train(spec, store, run_dir, studies, listener, cancel, index, total, option
     sizes = {"train": task.n_train, **{split: n for split, (_, n) in task.eval_sets.items()}}
     callbacks = [
         EpochProgress(listener, task.steps, spec.epochs),  # steps to the front end; epoch time
-        EvaluateSplits(task.evaluate, task.eval_sets, cancel),  # val_* and test_*: a full pass each
+        EvaluateSplits(evaluate, task.eval_sets, cancel),  # val_* and test_*: a full pass each
         StoreWriter(write, task.to_record, sizes, spec.epochs, listener, cancel),  # store + front end
         keras.callbacks.TerminateOnNaN(),
         keras.callbacks.CSVLogger(str(run_dir / "metrics.csv"), append=bool(done)),
         BestWeights(str(run_dir / "best.weights.h5"), _best_val(history)),  # best val top-1
-        Backup(backup_dir, cancel),  # last: after the epoch is stored, it may be resumed from
     ]
+    if options.distribute == "multiworker":
+        callbacks.insert(0, WorkerMean(strat))  # first: the others read the averaged logs
+    if resumable:
+        callbacks.append(Backup(backup_dir, cancel))  # last: after the epoch is stored, resume from it
     if cancel is not None:
         callbacks.append(CancelOnEvent(cancel))
     if options.tensorboard:
@@ -229,6 +245,9 @@ def _train(spec, store, run_dir, studies, listener, cancel, index, total, option
         shutil.rmtree(backup_dir, ignore_errors=True)  # only an interrupted run is resumed
     # 4. a finished run keeps its model and the task's extras (captcha: test confusion)
     if status == "finished":
+        if twin is not None:  # the saved and exported model is a one-device model
+            twin.set_weights(model.get_weights())
+            model = twin
         model.save(run_dir / "model.keras")
         for name, value in (task.finalize(model) if task.finalize else {}).items():
             (run_dir / f"{name}.json").write_text(json.dumps(value))
@@ -248,20 +267,32 @@ def _finish(store, run_id, status, started, history, params, spec, listener, err
 
 def run_study(specs, *, store: Store, studies=(), listener: Listener | None = None,
               force: bool = False, cancel: threading.Event | None = None,
-              options: TrainOptions = TrainOptions()) -> list[RunResult]:
+              options: TrainOptions = TrainOptions(), force_before: float | None = None) -> list[RunResult]:
     """Run each spec in turn; finished runs with the same id are reused unless `force`.
 
     A diverged or failed run is stored and the study goes on; a cancel or Ctrl-C stops it.
     """
     listener = listener or Listener()
     results = []
+    distribute.configure_threads(options.threads)  # before TensorFlow's first op
+    strat = distribute.strategy(options.distribute, options.devices)  # multiworker: before any other op
+    chief = distribute.is_chief(strat)
+    if strat is not None:
+        listener.notice(distribute.describe(strat, options.distribute, specs))
+    if not chief:  # a multi-worker cluster's other workers: the chief alone writes the user's store
+        store = Store(distribute.private_store_path())
     # the data's content is part of each run's id: changed data is a new run, not a reuse
     specs = unique(identify_all(specs, options))  # a shared baseline runs once
     precision.check(specs)  # a precision this machine lacks fails before any run is claimed
     for i, spec in enumerate(specs, start=1):
         if cancel is not None and cancel.is_set():
             break
-        claim = store.claim(spec.run_id, force=force)  # atomic: one trainer per run
+        claim = store.claim(spec.run_id, force=force, force_before=force_before)  # atomic: one trainer per run
+        # every worker of a cluster trains the runs the chief trains, in the same order
+        if not distribute.chief_says(strat, int(claim.verdict not in ("owned", "finished"))):
+            if not chief:
+                store.release(spec.run_id)
+                continue
         if claim.verdict == "owned":
             listener.run_skipped(spec, i, len(specs), f"being trained by {claim.owner}")
             results.append(RunResult(spec.run_id, spec, "skipped", error=f"owned by {claim.owner}"))

@@ -8,13 +8,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 ORDER = [
-    "kerashw", "kerashw.config", "kerashw.listener", "kerashw.stdio", "kerashw.parallel", "kerashw.precision",
+    "kerashw", "kerashw.config", "kerashw.listener", "kerashw.stdio", "kerashw.parallel", "kerashw.precision", "kerashw.distribute",
     "kerashw.claims", "kerashw.store", "kerashw.studies", "kerashw.task", "kerashw.pipeline",
     "kerashw.mnist", "kerashw.mnist.source", "kerashw.mnist.task",
     "kerashw.captcha", "kerashw.captcha.constants", "kerashw.captcha.synth", "kerashw.captcha.preprocess",
     "kerashw.captcha.folders", "kerashw.captcha.cache", "kerashw.captcha.task", "kerashw.captcha.preview",
     "kerashw.identity", "kerashw.estimate", "kerashw.blocks", "kerashw.models", "kerashw.callbacks", "kerashw.train",
-    "kerashw.report", "kerashw.export", "kerashw.clirun", "kerashw.cli",
+    "kerashw.report", "kerashw.export", "kerashw.clirun", "kerashw.workers", "kerashw.cli",
 ]
 
 

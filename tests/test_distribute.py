@@ -1,0 +1,141 @@
+"""Scaling out: a mirrored run on two logical CPU devices and a two-process multi-worker
+cluster on 127.0.0.1 end with the single-device run's numbers; `--workers 2` trains each
+run of a study exactly once, in two processes sharing one store.
+
+Tolerance: the replicas compute the same global batch in two halves and sum the
+gradients, so only the order of float32 additions differs from one device: relative
+differences of ~1e-7 per step, far inside the 1e-4 allowed on the losses after a
+few steps; accuracies must match exactly (one flipped image would move them 1 %)."""
+import json
+import os
+import socket
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from kerashw.store import Store
+from kerashw.workers import child_argv
+
+ARGS = ["--model", "nn", "--epochs", "2", "--limit", "128", "--batch", "32", "--lr", "0.001"]
+
+
+def _env():
+    return {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+
+
+def _final(store_dir):
+    (row,) = Store(store_dir, readonly=True).runs()
+    assert row.status == "finished", row.error
+    return row.final
+
+
+def _same(a, b):
+    for phase in ("train", "val", "test"):
+        assert a[phase]["loss"] == pytest.approx(b[phase]["loss"], rel=1e-4), phase
+        assert a[phase]["top1"] == pytest.approx(b[phase]["top1"], abs=1e-9), phase
+
+
+@pytest.fixture(scope="module")
+def single(tmp_path_factory, tiny_mnist):
+    """The single-device run the distributed ones must reproduce."""
+    st = tmp_path_factory.mktemp("single")
+    subprocess.run([sys.executable, "-m", "kerashw.cli", "train", *ARGS, "--mnist", str(tiny_mnist),
+                    "--store", str(st)], check=True, env=_env(), capture_output=True)
+    return _final(st)
+
+
+def test_mirrored_on_two_logical_cpus_matches_one_device(tmp_path, tiny_mnist, single):
+    st = tmp_path / "st"
+    script = textwrap.dedent(f"""
+        import sys, tensorflow as tf
+        cpu = tf.config.list_physical_devices("CPU")[0]
+        tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+        from kerashw.cli import main
+        main({json.dumps(["train", *ARGS, "--mnist", str(tiny_mnist), "--store", str(st),
+                          "--distribute", "mirrored", "--devices", "/cpu:0,/cpu:1"])})
+    """)
+    r = subprocess.run([sys.executable, "-c", script], env=_env(), capture_output=True, text=True)
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    assert "mirrored over 2 replicas, global batch 32 (16 per replica)" in r.stdout
+    _same(_final(st), single)
+
+
+def _free_ports(n):
+    socks = [socket.socket() for _ in range(n)]
+    for s in socks:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in socks]
+    for s in socks:
+        s.close()
+    return ports
+
+
+def test_two_worker_cluster_matches_one_device_and_only_the_chief_writes(tmp_path, tiny_mnist, single):
+    workers = [f"127.0.0.1:{p}" for p in _free_ports(2)]
+    procs = []
+    for i in range(2):
+        env = {**_env(), "TF_CONFIG": json.dumps({"cluster": {"worker": workers},
+                                                  "task": {"type": "worker", "index": i}})}
+        cmd = [sys.executable, "-m", "kerashw.cli", "train", *ARGS, "--mnist", str(tiny_mnist),
+               "--store", str(tmp_path / f"st{i}"), "--distribute", "multiworker"]
+        procs.append(subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
+    outs = [p.communicate(timeout=300)[0] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], "\n".join(o[-2000:] for o in outs)
+    _same(_final(tmp_path / "st0"), single)  # worker 0 is the chief (no "chief" task)
+    assert Store(tmp_path / "st1", readonly=True).runs() == []  # the other wrote nothing of the user's
+    assert not (tmp_path / "st1" / "runs").exists()
+
+
+def test_workers_train_each_run_once(tmp_path, tiny_mnist):
+    st = tmp_path / "st"
+    cmd = [sys.executable, "-m", "kerashw.cli", "train", "--exp", "lr", "--epochs", "1", "--limit", "128",
+           "--mnist", str(tiny_mnist), "--store", str(st), "--workers", "2"]
+    r = subprocess.run(cmd, env=_env(), capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-2000:]
+    assert "with 2 worker(s) of 1 thread(s) each" in r.stdout
+    rows = Store(st, readonly=True).runs()
+    assert len(rows) == 3 and all(row.status == "finished" for row in rows)
+    logs = [(st / "workers" / f"worker-{k}.log").read_text() for k in (1, 2)]
+    for row in rows:  # trained by exactly one worker
+        assert sum(f"finished {row.id}" in log for log in logs) == 1, row.id
+    assert all("being trained by" in log or "finished" in log for log in logs)
+
+
+def test_child_argv_keeps_the_users_options_and_sets_threads():
+    argv = ["--exp", "lr", "--workers", "2", "--threads=4", "--epochs", "1", "--force"]
+    assert child_argv(argv, 1, None) == ["--exp", "lr", "--epochs", "1", "--force", "--threads", "1"]
+    assert child_argv(["--workers=3"], 2, 12.5)[-2:] == ["--force-before", "12.5"]
+
+
+def test_force_before_reruns_old_results_once(store):
+    """Two workers of a --force study: a run that finished before the study started is
+    re-run; one a sibling finished after it started is not re-run again."""
+    import time
+
+    from kerashw.config import RunSpec
+
+    spec = RunSpec(epochs=1)
+    for run_id in ("old", "new"):
+        store.start_run(run_id, "mnist", "nn", spec.to_dict(), [], (1, 1), {})
+        if run_id == "old":
+            store.finish_run(run_id, "finished", 1.0, {}, {}, None)
+            started = time.time() + 0.01
+            time.sleep(0.02)
+        else:
+            store.finish_run(run_id, "finished", 1.0, {}, {}, None)
+    assert store.claim("old", force=True, force_before=started).verdict == "claimed"
+    assert store.claim("new", force=True, force_before=started).verdict == "finished"
+
+
+def test_distribute_flags_are_checked(tmp_path):
+    from click.testing import CliRunner
+
+    from kerashw.cli import main
+
+    r = CliRunner().invoke(main, ["train", "--model", "nn", "--devices", "/cpu:0", "--store", str(tmp_path)])
+    assert r.exit_code == 2 and "--devices needs --distribute mirrored" in r.output
+    r = CliRunner().invoke(main, ["train", "--exp", "lr", "--workers", "2", "--distribute", "mirrored",
+                                  "--store", str(tmp_path)])
+    assert r.exit_code == 2 and "does not combine with --distribute" in r.output
