@@ -189,6 +189,7 @@ async def test_the_app_passes_its_options_to_the_trainer(store):
         await _wait(pilot, lambda: app.running is None)
     specs, _, options = trainer.calls[0]
     assert options.mnist == "/data/mnist.npz" and callable(options.progress)
+    assert options.distribute is None  # one device unless the Devices setting says otherwise
     assert not any(s.skip_bad for s in specs)  # MNIST runs drop the captcha-only field
     app = KerasHWApp(store, run_study=trainer, skip_bad=True)
     async with app.run_test(size=(80, 24)) as pilot:
@@ -196,6 +197,17 @@ async def test_the_app_passes_its_options_to_the_trainer(store):
         await pilot.press("s")
         await _wait(pilot, lambda: app.running is None and len(trainer.calls) == 2)
     assert all(s.skip_bad for s in trainer.calls[1][0])
+
+
+async def test_devices_setting_reaches_the_trainer_as_distribute(store):
+    trainer = ScriptedTrainer()
+    app = KerasHWApp(store, run_study=trainer)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await _pick(pilot, app, "lr", {"epochs": "1"})
+        app.studies.settings.devices.value = "mirrored"
+        await pilot.press("s")
+        await _wait(pilot, lambda: app.running is None)
+    assert trainer.calls[0][2].distribute == "mirrored"
 
 
 async def test_captcha_preprocessing_pool_runs_under_textual(store, synth_folder, tmp_path):

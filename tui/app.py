@@ -114,10 +114,10 @@ class KerasHWApp(App):
         self.running = name
         self.action_show_tab("train")
         self.train_pane.begin(name)
-        self.train_study(name, specs, self.cancel_event)
+        self.train_study(name, specs, self.cancel_event, self.studies.distribute())
 
     @work(thread=True, exclusive=True, group="train", exit_on_error=False)
-    def train_study(self, name: str, specs, cancel: threading.Event) -> None:
+    def train_study(self, name: str, specs, cancel: threading.Event, distribute: str | None = None) -> None:
         # Messages go to the Train pane, which shows them; they bubble on to this app.
         post = self.train_pane.post_message
         listener = TuiListener(post, get_current_worker(), cancel)
@@ -132,7 +132,7 @@ class KerasHWApp(App):
             post(StudyStarted(name, p.runs, p.finished, p.estimate))
             results = self.run_study(
                 specs, store=self.store, studies=[name], listener=listener, cancel=cancel,
-                options=dataclasses.replace(self.options, progress=listener.data_progress))
+                options=dataclasses.replace(self.options, progress=listener.data_progress, distribute=distribute))
             statuses = {r.run_id: r.status for r in results}
         except DataError as exc:
             post(RunFailed(f"data error: {exc}"))

@@ -11,7 +11,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.message import Message
-from textual.widgets import Button, DataTable, Input, Label, Static
+from textual.widgets import Button, DataTable, Input, Label, Select, Static
 
 from kerashw import estimate
 from kerashw.config import Overrides, TrainOptions
@@ -69,7 +69,12 @@ class SettingsForm(Vertical):
         self.inputs = {key: Input(placeholder=placeholder, id=f"set-{key}",
                                   type="text" if key == "data" else "integer")
                        for key, _, placeholder in self.FIELDS}
+        # tf.distribute, as `kerashw train --distribute` (kerashw.distribute); none of it
+        # changes a run's numbers, so it is not an override
+        self.devices = Select(self.DEVICES, value="one", allow_blank=False, compact=True, id="set-devices")
         self.error = Static("", id="settings-error")
+
+    DEVICES = (("one device", "one"), ("mirrored: all GPUs", "mirrored"), ("multiworker: TF_CONFIG", "multiworker"))
 
     def compose(self) -> ComposeResult:
         yield Label("Settings", classes="pane-title")
@@ -77,6 +82,9 @@ class SettingsForm(Vertical):
             with Horizontal(classes="field"):
                 yield Label(label, classes="field-label")
                 yield self.inputs[key]
+        with Horizontal(classes="field"):
+            yield Label("Devices", classes="field-label")
+            yield self.devices
         yield self.error
         yield Button("Start (s)", id="start", variant="success")
 
@@ -101,6 +109,10 @@ class SettingsForm(Vertical):
                 raise ValueError(f"{label}: {number} must be {'>= 0' if key == 'seed' else '>= 1'}")
             values[key] = number
         return Overrides(**values)
+
+    def distribute(self) -> str | None:
+        """The Devices choice as TrainOptions.distribute."""
+        return None if self.devices.value == "one" else str(self.devices.value)
 
     def action_leave(self) -> None:
         self.post_message(LeaveSettings())
@@ -155,6 +167,9 @@ class StudiesPane(Horizontal):
     def overrides(self) -> Overrides:
         """The settings; ValueError (naming the field) while one is invalid."""
         return self.settings.overrides()
+
+    def distribute(self) -> str | None:
+        return self.settings.distribute()
 
     def refresh_studies(self) -> None:
         """Run ids, finished counts and estimates follow the settings as typed."""
