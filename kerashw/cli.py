@@ -6,7 +6,9 @@ TensorFlow loads only inside commands that train or build models, so
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
+from pathlib import Path
 import sys
 
 import click
@@ -387,6 +389,33 @@ def predict(model_dir, images, data):
     if failed:
         click.echo(f"{failed} file(s) could not be read")
         sys.exit(1)
+
+
+@main.command("report")
+@click.argument("run_ids", nargs=-1)
+@click.option("--exp", help="The study to write up (all its finished runs).")
+@click.option("-o", "--out", type=click.Path(file_okay=False), help="Folder (default: reports/<study or runs>).")
+@store_option
+@mnist_option
+def report_cmd(run_ids, exp, out, store_path, mnist):
+    """Write a study's (or these runs') report.md with PNG figures: settings, final metrics,
+    curves, confusion heatmaps, misclassified test images. No retraining."""
+    if not exp and not run_ids:
+        raise click.UsageError("name a study (--exp NAME) or run ids")
+    _quiet_tf()
+    import tensorflow as tf
+
+    tf.get_logger().setLevel("ERROR")  # each run's model traces its own predict: not news
+    from kerashw.writeup import write_report
+
+    store = _store(store_path, readonly=True)
+    out = Path(out) if out else Path("reports") / (exp or "-".join(r[:8] for r in run_ids))
+    try:
+        path, drawn = write_report(store, out, exp=exp, run_ids=run_ids, options=TrainOptions(mnist=mnist))
+    except (KeyError, ValueError) as exc:
+        raise click.ClickException(exc.args[0]) from None
+    cached = len(json.loads((out / "figures.json").read_text())) - len(drawn)
+    click.echo(f"wrote {path} ({len(drawn)} figure(s) drawn, {cached} unchanged since the last report)")
 
 
 @main.command("tui")

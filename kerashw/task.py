@@ -90,3 +90,9 @@ def num_classes(spec: RunSpec) -> int:
 def prepare(spec: RunSpec, options=None) -> Task:
     """Data, loss and metrics of a run: the spec's task module builds them."""
     return _module(spec.task).prepare(spec.resolved(), options or TrainOptions())
+
+
+def test_split(spec: RunSpec, options=None):
+    """The run's test split as it trained (same split, limit and preprocessing), uint8
+    images and labels: for a forward pass of the saved model (kerashw report)."""
+    return _module(spec.task).test_split(spec.resolved(), options or TrainOptions())

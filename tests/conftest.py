@@ -101,3 +101,20 @@ def tiny_mnist(tmp_path_factory) -> Path:
     np.savez(path, **tiny_mnist_arrays(n_train=600, n_test=100, seed=5))
     return path
 
+
+
+@pytest.fixture(scope="session")
+def lr_study_store(tmp_path_factory, tiny_mnist):
+    """The `lr` study (3 runs, 1 epoch, 128 images) trained by `kerashw train --workers 2`
+    in two processes: (store folder, the command's result). Shared by the workers test and
+    the report test, since each TF process start costs seconds here."""
+    import os
+    import subprocess
+    import sys
+
+    st = tmp_path_factory.mktemp("lr-study") / "st"
+    cmd = [sys.executable, "-m", "kerashw.cli", "train", "--exp", "lr", "--epochs", "1", "--limit", "128",
+           "--mnist", str(tiny_mnist), "--store", str(st), "--workers", "2"]
+    r = subprocess.run(cmd, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}, capture_output=True, text=True,
+                       timeout=300)
+    return st, r

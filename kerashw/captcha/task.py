@@ -77,6 +77,12 @@ def prepare(spec: RunSpec, options) -> Task:
     return from_splits(spec, splits, skipped)
 
 
+def test_split(spec: RunSpec, options) -> Split:
+    splits, _ = captcha_splits(spec.data, spec.preprocess, spec.seed, spec.limit, counts=spec.split,
+                               skip_bad=spec.skip_bad, progress=options.progress, extra=spec.extra)
+    return splits["test"]
+
+
 def from_splits(spec: RunSpec, splits: dict[str, Split], skipped=()) -> Task:
     """The Task over splits already in memory (uint8 images, per-head labels)."""
     splits = {p: _with_chars(s) for p, s in splits.items()}

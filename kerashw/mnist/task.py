@@ -49,6 +49,10 @@ def prepare(spec: RunSpec, options) -> Task:
     return from_splits(spec, mnist_splits(source.load_mnist_once(options.mnist), spec.seed, spec.limit))
 
 
+def test_split(spec: RunSpec, options) -> Split:
+    return mnist_splits(source.load_mnist_once(options.mnist), spec.seed, spec.limit)["test"]
+
+
 def from_splits(spec: RunSpec, splits: dict[str, Split]) -> Task:
     """The Task over splits already in memory (uint8 digits, integer labels)."""
     train = splits["train"]

@@ -1,0 +1,214 @@
+"""`kerashw report`: a study's (or some runs') write-up as DIR/report.md with PNG figures.
+
+Everything comes from the store and the run folders: settings and final metrics from
+the runs table, curves from the epochs table, confusion matrices from each captcha
+run's confusion_test.json, mistakes from a forward pass of each run's saved model over
+its own test split (the same split, limit and preprocessing it trained with). Nothing
+is retrained. A figure is redrawn only when a run it shows has changed (a run's id and
+end time are its key, kept in DIR/figures.json), so a second report is fast.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+
+from kerashw import figures, task as tasks
+from kerashw.captcha.constants import ALPHABET, HEADS
+from kerashw.config import RunSpec, TrainOptions
+from kerashw.store import RunRow, Store
+from kerashw.studies import get_study
+
+GALLERY_SIZE = 16  # mistakes shown per run
+
+
+class Figures:
+    """The figure cache: a figure is drawn when its key differs from the last report's."""
+
+    def __init__(self, out: Path):
+        self.out = out
+        self.index = out / "figures.json"
+        self.keys = json.loads(self.index.read_text()) if self.index.exists() else {}
+        self.drawn: list[str] = []
+
+    def get(self, name: str, key: str, draw) -> str:
+        if self.keys.get(name) != key or not (self.out / name).exists():
+            draw(self.out / name)
+            self.keys[name] = key
+            self.drawn.append(name)
+        return name
+
+    def save(self) -> None:
+        self.index.write_text(json.dumps(self.keys, indent=1, sort_keys=True))
+
+
+def _key(rows: list[RunRow]) -> str:
+    return hashlib.sha256(json.dumps([(r.id, r.ended) for r in rows]).encode()).hexdigest()[:16]
+
+
+def _pct(v) -> str:
+    return "" if v is None else f"{100 * v:.2f}"
+
+
+def _varying(rows: list[RunRow]) -> list[str]:
+    keys = ["model", "activation", "optimizer", "lr", "batch_size", "epochs", "preprocess", "augment",
+            "weight_decay", "schedule", "label_smoothing", "precision", "limit", "seed"]
+    return [k for k in keys if k == "model" or len({json.dumps(r.spec.get(k)) for r in rows}) > 1]
+
+
+def short_labels(rows: list[RunRow]) -> dict[str, str]:
+    """Each run as its id and the settings that differ between these runs."""
+    cols = [c for c in _varying(rows) if len({json.dumps(r.spec.get(c)) for r in rows}) > 1]
+    return {r.id: " ".join([r.id[:8], *(f"{c}={r.spec.get(c)}" for c in cols)]) for r in rows}
+
+
+def settings_table(rows: list[RunRow]) -> list[str]:
+    cols = _varying(rows)
+    lines = ["| run | " + " | ".join(cols) + " | params | elapsed s |", "|---" * (len(cols) + 3) + "|"]
+    for r in rows:
+        cells = [str(r.spec.get(c, "")) for c in cols]
+        lines.append(f"| {r.id[:8]} | " + " | ".join(cells) +
+                     f" | {r.trainable_params or 0:,} | {r.elapsed or 0:.1f} |")
+    return lines
+
+
+def metrics_table(rows: list[RunRow]) -> list[str]:
+    """The final epoch per phase in the report's terms."""
+    labels = short_labels(rows)
+    captcha = rows[0].task == "captcha"
+    names = ["loss", *(f"char {k}" for k in range(1, 5)), "whole"] if captcha else ["loss", "top-1", "top-3"]
+    keys = ["loss", *(f"{h}_acc" for h in HEADS), "whole"] if captcha else ["loss", "top1", "top3"]
+    lines = ["| run | phase | " + " | ".join(names) + " |", "|---|---|" + "---|" * len(names)]
+    for r in rows:
+        for phase in ("train", "val", "test"):
+            m = r.final.get(phase) or {}
+            cells = [f"{m['loss']:.4f}" if m.get("loss") is not None else ""]
+            cells += [_pct(m.get(k)) for k in keys[1:]]
+            lines.append(f"| {labels[r.id]} | {phase} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def what_changed(rows: list[RunRow], factor: str) -> list[str]:
+    """Computed sentences only: the best run by val top-1, and the factor's effect in
+    test top-1 points against the study's first run (its baseline)."""
+    scored = [r for r in rows if (r.final.get("val") or {}).get("top1") is not None]
+    if not scored:
+        return ["No finished run has a validation score."]
+    best = max(scored, key=lambda r: r.final["val"]["top1"])
+    out = [f"Best run by validation top-1: `{best.id[:8]}` ({best.label}), val {_pct(best.final['val']['top1'])} %, "
+           f"test {_pct((best.final.get('test') or {}).get('top1'))} %."]
+    base = rows[0]
+    base_test = (base.final.get("test") or {}).get("top1")
+    if factor and base_test is not None and len(rows) > 1:
+        effects = []
+        for r in rows[1:]:
+            t = (r.final.get("test") or {}).get("top1")
+            if t is not None:
+                effects.append((r.spec.get(factor), 100 * (t - base_test)))
+        if effects:
+            parts = ", ".join(f"{factor}={v}: {d:+.2f}" for v, d in effects)
+            spread = max(abs(d) for _, d in effects)
+            out.append(f"Against the baseline {factor}={base.spec.get(factor)} (test top-1 {_pct(base_test)} %), "
+                       f"in test top-1 points: {parts}. The factor moves test top-1 by up to {spread:.2f} points.")
+    return out
+
+
+def _series(store: Store, rows: list[RunRow], key: str) -> dict:
+    series, labels = {}, short_labels(rows)
+    for r in rows:
+        phases: dict[str, list] = {}
+        for e in store.epochs(r.id):
+            if e.get(key) is not None and e["phase"] in ("train", "val"):
+                phases.setdefault(e["phase"], []).append((e["epoch"], e[key]))
+        series[labels[r.id]] = phases
+    return series
+
+
+def mistakes(store: Store, row: RunRow, options: TrainOptions, limit: int = GALLERY_SIZE):
+    """A forward pass of the run's saved model over its test split: the first `limit`
+    misclassified images (as the model saw them) and their captions, and the count."""
+    import keras
+
+    spec = RunSpec.from_dict(row.spec)
+    split = tasks.test_split(spec, options)
+    model = keras.models.load_model(store.run_dir(row.id) / "model.keras", compile=False)
+    pred = model.predict(split.x.astype("float32") / 255.0, batch_size=256, verbose=0)
+    if row.task == "captcha":
+        guess = np.stack([np.argmax(pred[h], axis=-1) for h in HEADS], axis=1)
+        truth = np.stack([split.y[h] for h in HEADS], axis=1)
+        wrong = np.flatnonzero((guess != truth).any(axis=1))
+        text = lambda codes: "".join(ALPHABET[c] for c in codes)
+        captions = [f"{text(truth[i])} -> {text(guess[i])}" for i in wrong[:limit]]
+    else:
+        top3 = np.argsort(-pred, axis=-1)[:, :3]
+        truth = np.asarray(split.y)
+        wrong = np.flatnonzero(top3[:, 0] != truth)
+        captions = [f"{truth[i]} -> {top3[i, 0]} ({','.join(map(str, top3[i]))})" for i in wrong[:limit]]
+    return [split.x[i] for i in wrong[:limit]], captions, len(wrong), len(split)
+
+
+def write_report(store: Store, out: Path, *, exp: str | None = None, run_ids=(),
+                 options: TrainOptions = TrainOptions()) -> tuple[Path, list[str]]:
+    """Write out/report.md and its figures; returns the path and the figures drawn now."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    study = get_study(exp) if exp else None
+    rows = [store.find(i) for i in run_ids] if run_ids else store.runs(study=exp)
+    if study and not run_ids:  # the study's own order: its baseline first
+        order = {s.resolved().label(): k for k, s in enumerate(study.specs())}
+        rows.sort(key=lambda r: order.get(r.label, len(order)))
+    finished = [r for r in rows if r.status == "finished"]
+    if not finished:
+        raise ValueError(f"no finished runs {'of study ' + repr(exp) if exp else 'among ' + ', '.join(run_ids)}"
+                         f" in {store.path}; train some first (kerashw train --exp NAME)")
+    tasks_seen = {r.task for r in finished}
+    if len(tasks_seen) > 1:
+        raise ValueError("a report covers runs of one task; these mix " + " and ".join(sorted(tasks_seen)))
+    figs = Figures(out)
+    key = _key(finished)
+    labels = short_labels(finished)
+    title = study.description if study else f"runs {', '.join(r.id[:8] for r in finished)}"
+    md = [f"# {title}", "", f"Store: `{store.path}`. {len(finished)} finished run(s)"
+          + (f"; not finished: {', '.join(f'{r.id[:8]} ({r.status})' for r in rows if r.status != 'finished')}"
+             if len(finished) < len(rows) else "") + ".", "", "## What changed", ""]
+    md += what_changed(finished, study.factor if study else "")
+    md += ["", "## Settings", ""] + settings_table(finished)
+    md += ["", "## Final epoch", "", "Accuracies in %; captchas: per character and whole captcha.", ""]
+    md += metrics_table(finished)
+    md += ["", "## Curves", "", "Validation solid, training dashed; one colour per run.", ""]
+    for metric, label, pct in (("loss", "loss", False), ("top1", "top-1 accuracy %", True),
+                               ("whole", "whole-captcha accuracy %", True)):
+        if metric == "whole" and finished[0].task != "captcha":
+            continue
+        series = _series(store, finished, metric)
+        name = figs.get(f"curves-{metric}.png", key,
+                        lambda p, s=series, y=label, c=pct: figures.curves(p, s, ylabel=y, title=f"{title}: {y}",
+                                                                       percent=c))
+        md.append(f"![{label}]({name})")
+    md += ["", "## Mistakes on the test split", ""]
+    for r in finished:
+        run_key = _key([r])
+        if r.task == "captcha":
+            conf_file = store.run_dir(r.id) / "confusion_test.json"
+            if conf_file.exists():
+                matrices = json.loads(conf_file.read_text())
+                name = figs.get(f"confusion-{r.id[:12]}.png", run_key,
+                                lambda p, m=matrices, rr=r: figures.confusion(
+                                    p, m, ALPHABET, f"{labels[rr.id]}: test confusion (log counts)"))
+                md.append(f"![confusion {r.id[:8]}]({name})")
+        counts = {}
+
+        def draw(p, rr=r):
+            images, captions, n_wrong, n = mistakes(store, rr, options)
+            counts.update(wrong=n_wrong, n=n)
+            cell = (3.0, 1.5) if rr.task == "captcha" else (2.2, 2.4)
+            figures.gallery(p, images, captions, f"{labels[rr.id]}: {n_wrong} of {n} test images wrong "
+                            f"(first {min(n_wrong, GALLERY_SIZE)}; true -> predicted)", cell=cell)
+
+        name = figs.get(f"mistakes-{r.id[:12]}.png", run_key, draw)
+        md.append(f"![mistakes {r.id[:8]}]({name})")
+    (out / "report.md").write_text("\n".join(md) + "\n")
+    figs.save()
+    return out / "report.md", figs.drawn
