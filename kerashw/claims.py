@@ -119,6 +119,15 @@ class Claims:
         os.replace(work, target)
         shutil.rmtree(old, ignore_errors=True)
 
+    def owner(self, run_id: str) -> str | None:
+        """Who holds the run's claim now ("host pid N since HH:MM"), if anyone alive does."""
+        with self._connect() as con:
+            row = con.execute("SELECT host, pid, started, heartbeat FROM claims WHERE run_id=?",
+                              (run_id,)).fetchone()
+        if not row or not _owner_alive(row[0], row[1], row[3]):
+            return None
+        return f"{row[0]} pid {row[1]} since {time.strftime('%H:%M', time.localtime(row[2]))}"
+
     @staticmethod
     def _live_claims(con) -> set[str]:
         return {r[0] for r in con.execute("SELECT run_id, host, pid, heartbeat FROM claims")

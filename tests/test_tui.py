@@ -319,6 +319,65 @@ async def test_tui_and_cli_write_one_store_at_once(store, tiny_mnist):
     assert sorted(len(store.epochs(r.id)) for r in rows) == [3] * 2 + [9] * 3  # no doubles, none lost
 
 
+async def test_train_tab_follows_a_run_another_process_trains(store, tiny_mnist, monkeypatch):
+    """A `kerashw train` in another process; the Results tab sees it running, `f` follows
+    it, and its epochs appear in the Train tab one by one as that process stores them."""
+    from tui.train_pane import TrainPane
+
+    monkeypatch.setattr(TrainPane, "FOLLOW_POLL", 0.1)
+    cli = subprocess.Popen(
+        [sys.executable, "-m", "kerashw.cli", "train", "--model", "cnn", "--epochs", "5", "--batch", "4",
+         "--lr", "0.001", "--mnist", str(tiny_mnist), "--store", str(store.home)],
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    app = KerasHWApp(store, run_study=ScriptedTrainer())
+    seen = []
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.press("3")
+        await _wait(pilot, lambda: any(r.status == "running" for r in app.results.rows.values()), timeout=120)
+        await pilot.press("f")
+        pane = app.train_pane
+        assert pane.followed is not None
+        assert "trained elsewhere" in str(pane.status.render()) and "cannot be cancelled" in str(pane.status.render())
+        await pilot.press("c")  # says it cannot; the other process goes on
+        await pilot.pause()
+        while pane.followed is not None:
+            seen.append(pane.metrics.row_count)
+            await pilot.pause(0.05)
+            assert cli.poll() is None or len(seen) < 10_000
+        final_status = str(pane.status.render())
+        out, _ = await asyncio.to_thread(cli.communicate, timeout=300)
+    assert cli.returncode == 0, out
+    assert "finished (trained elsewhere)" in final_status
+    assert pane.metrics.row_count == 15  # 5 epochs x train/val/test, as the other process stored them
+    steps = sorted(set(seen))
+    assert len([n for n in steps if 0 < n < 15]) >= 2, steps  # they arrived epoch by epoch
+    assert all(n % 3 == 0 for n in steps if n)  # whole epochs: train, val and test together or not at all
+
+
+async def test_images_of_a_finished_captcha_run(captcha_run):
+    """`i` on a finished run: its misclassified test captchas and the preprocessing
+    preview, drawn into its folder and shown (textual-image; half-blocks under Pilot)."""
+    from textual_image.widget import Image
+
+    from tui.images import ImagesScreen
+
+    store, row, _ = captcha_run
+    app = KerasHWApp(Store(store.home), run_study=ScriptedTrainer())
+    async with app.run_test(size=(100, 40)) as pilot:
+        await pilot.press("3")
+        await _wait(pilot, lambda: row.id in app.results.rows)
+        app.results.table.move_cursor(row=app.results.table.get_row_index(row.id))
+        await pilot.press("i")
+        await _wait(pilot, lambda: isinstance(app.screen, ImagesScreen) and len(app.screen.query(Image)) == 2,
+                    timeout=120)
+        await pilot.press("escape")
+        await pilot.pause()
+        assert not isinstance(app.screen, ImagesScreen)
+    run_dir = store.run_dir(row.id)
+    for name in ("mistakes.png", "preview.png"):
+        assert (run_dir / name).stat().st_size > 1000
+
+
 def test_kerashw_tui_and_the_tui_subcommand_share_options():
     from click.testing import CliRunner
 

@@ -24,7 +24,8 @@ from kerashw.studies import get_study
 from kerashw.stdio import fd2_to
 from kerashw.store import Store
 from tui.confirm import ConfirmScreen
-from tui.messages import Notice, RunFailed, RunFinished, RunSkipped, StudyFinished, StudyStarted, TuiListener
+from tui.messages import (FollowRequested, Notice, RunFailed, RunFinished, RunSkipped, StudyFinished, StudyStarted,
+                          TuiListener)
 from tui.results_pane import ResultsView
 from tui.studies_pane import StartRequested, StudiesPane
 from tui.train_pane import TrainPane
@@ -143,7 +144,13 @@ class KerasHWApp(App):
 
     def action_cancel(self) -> None:
         if not self.running:
-            self.notify("Nothing is training.", timeout=3)
+            followed = self.train_pane.followed
+            if followed:
+                self.notify(f"Run {followed[:8]} is trained by another process "
+                            f"({self.store.owner(followed) or 'owner unknown'}); it cannot be cancelled "
+                            "from here: press Ctrl-C where it runs.", severity="warning", timeout=8)
+            else:
+                self.notify("Nothing is training.", timeout=3)
             return
         self.cancel_event.set()
         for worker in self.workers:
@@ -165,6 +172,14 @@ class KerasHWApp(App):
                                        "run is stored as interrupted) and quit?"), answer)
 
     # -- what a study's messages change beyond the Train pane ----------------
+
+    def on_follow_requested(self, m: FollowRequested) -> None:
+        if self.running:
+            self.notify(f"Study {self.running!r} is training here; follow another run after it ends.",
+                        severity="warning")
+            return
+        self.train_pane.follow(self.store, m.run_id)
+        self.action_show_tab("train")
 
     def on_run_skipped(self, m: RunSkipped) -> None:
         why = "already finished, reused" if m.status == "finished" else f"skipped, {m.status}"

@@ -136,3 +136,10 @@ class TuiListener(Listener):
 
     def notice(self, text):
         self.post(Notice(text))
+
+
+@dataclass
+class FollowRequested(Message):
+    """Results tab: follow this running run (trained by another process) on the Train tab."""
+
+    run_id: str

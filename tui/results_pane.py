@@ -14,6 +14,8 @@ from rich.markup import escape
 
 from kerashw import report
 from kerashw.store import StoreError
+from tui.images import ImagesScreen
+from tui.messages import FollowRequested
 
 
 def _sort_key(cell):
@@ -34,12 +36,16 @@ class ResultsView(Vertical):
         Binding("e", "export_compare", "Export cmp"),
         Binding("x", "export_model", "Export model"),
         Binding("r", "reload", "Reload"),
+        Binding("f", "follow", "Follow"),
+        Binding("i", "images", "Images"),
     ]
+    POLL = 2.0  # seconds between looks at the store while a run in it is running
 
     def __init__(self, store, **kwargs):
         super().__init__(**kwargs)
         self.store = store
         self.rows = {}  # run id -> RunRow, as last loaded
+        self._seen: list = []  # (id, status, ended) as last loaded
         self.selected: list[str] = []  # in the order the user picked them
         self.baseline: str | None = None
         self.sort_column: str | None = None
@@ -47,7 +53,7 @@ class ResultsView(Vertical):
         self.comparison: tuple[list[str], list[list[str]]] | None = None
         self.table = DataTable(id="runs", cursor_type="row")
         self.title_line = Static("space select · p pin baseline · v compare · o sort · "
-                                 "e export comparison · x export model", id="compare-title")
+                                 "e export comparison · x export model · f follow a running run · i pictures", id="compare-title")
         self.compare_table = DataTable(id="compare", cursor_type="row")
 
     def compose(self) -> ComposeResult:
@@ -57,7 +63,40 @@ class ResultsView(Vertical):
 
     def on_mount(self) -> None:
         self.reload()
+        self.set_interval(self.POLL, self.poll)
 
+    def poll(self) -> None:
+        """While any stored run is running (here or in another process) the table is
+        redrawn from the store; otherwise only when a status changed."""
+        try:
+            rows = self.store.runs()
+        except StoreError:
+            return
+        seen = [(r.id, r.status, r.ended) for r in rows]
+        if any(r.status == "running" for r in rows) or seen != self._seen:
+            self.reload()
+
+    def action_images(self) -> None:
+        """The highlighted finished run's mistakes (and captcha preview) as pictures."""
+        run_id = self.current()
+        if run_id is None:
+            return
+        row = self.rows[run_id]
+        if row.status != "finished":
+            self.app.notify(f"{run_id[:8]} is {row.status}: pictures need a finished run's model", timeout=5)
+            return
+        self.app.push_screen(ImagesScreen(self.store, row, self.app.options))
+
+    def action_follow(self) -> None:
+        """Watch the highlighted running run on the Train tab as another process trains it."""
+        run_id = self.current()
+        if run_id is None:
+            return
+        row = self.rows[run_id]
+        if row.status != "running":
+            self.app.notify(f"{run_id[:8]} is {row.status}: only a running run can be followed", timeout=5)
+            return
+        self.post_message(FollowRequested(run_id))
     # -- the runs table ------------------------------------------------------
 
     def reload(self) -> None:
@@ -71,6 +110,7 @@ class ResultsView(Vertical):
             self.app.notify(str(exc), title="results store", severity="error", timeout=20)
             return
         self.rows = {r.id: r for r in rows}
+        self._seen = [(r.id, r.status, r.ended) for r in rows]
         self.selected = [i for i in self.selected if i in self.rows]
         if self.baseline not in self.rows:
             self.baseline = None

@@ -82,6 +82,8 @@ class TrainPane(Vertical):
         self.study = ""  # the study training now, or last
         self.history: list[dict] = []  # phase records of the current run
         self.last_error = ""  # kept for the study's summary line; toasts fade
+        self.followed: str | None = None  # a run another process trains, shown here
+        self.follow_timer = None
 
     def compose(self) -> ComposeResult:
         yield self.status
@@ -93,6 +95,7 @@ class TrainPane(Vertical):
 
     def begin(self, study: str) -> None:
         """A start, before the worker has said anything (TensorFlow may take seconds to load)."""
+        self.unfollow()
         self.study, self.history, self.last_error = study, [], ""
         self.status.update(f"study {study}: loading TensorFlow and data…")
 
@@ -125,6 +128,52 @@ class TrainPane(Vertical):
         self.metrics.add_record(m.record)
         if m.record["phase"] != "test":
             self.curves.draw(self.history)
+
+    # -- following a run another process trains (kerashw train in another terminal) --
+
+    FOLLOW_POLL = 1.0  # seconds between reads of its epochs
+
+    def follow(self, store, run_id: str) -> None:
+        """Show a run as another process stores its epochs; it cannot be cancelled here."""
+        self.unfollow()
+        row = store.get(run_id)
+        self.followed, self.follow_store, self.history = run_id, store, []
+        self.follow_epochs = row.spec.get("epochs", 0)
+        self.metrics.start(row.task)
+        self.curves.draw([])
+        self.progress_label.update("")
+        self.bar.update(total=None, progress=0)
+        self.follow_timer = self.set_interval(self.FOLLOW_POLL, self.poll_followed)
+        self.poll_followed()
+
+    def unfollow(self) -> None:
+        if getattr(self, "follow_timer", None) is not None:
+            self.follow_timer.stop()
+        self.follow_timer, self.followed = None, None
+
+    def poll_followed(self) -> None:
+        store, run_id = self.follow_store, self.followed
+        if run_id is None:
+            return
+        row = store.get(run_id)
+        records = store.epochs(run_id)
+        for record in records[len(self.history):]:
+            record = {**record, "epochs": self.follow_epochs}
+            self.history.append(record)
+            self.metrics.add_record(record)
+        if records:
+            self.curves.draw(self.history)
+            done = max(r["epoch"] for r in records)
+            self.progress_label.update(f"epoch {done}/{self.follow_epochs}")
+            self.bar.update(total=self.follow_epochs, progress=done)
+        owner = store.owner(run_id)
+        if row.status == "running":
+            self.status.update(f"following [b]{row.label}[/b] [dim]{run_id[:8]}[/dim]: trained elsewhere "
+                               f"({owner or 'owner unknown'}); it cannot be cancelled from here")
+        else:
+            self.status.update(f"followed run {run_id[:8]} {row.label}: {row.status} "
+                               f"(trained elsewhere). Results on tab 3.")
+            self.unfollow()
 
     def on_run_failed(self, m: RunFailed) -> None:
         where = f"run {m.run_id[:8]}: " if m.run_id else ""

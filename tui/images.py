@@ -1,0 +1,78 @@
+"""A finished run's pictures in the terminal: its misclassified test images (captchas as
+the model saw them, with true and predicted text; digits with their top-3) and, for a
+captcha run, the preprocessing preview (original | denoise | denoise2).
+
+Drawn by kerashw (a forward pass of the saved model, as `kerashw report` does) into the
+run's folder once, in a thread; shown with textual-image, which uses the terminal's
+graphics protocol (Sixel, Kitty) where there is one and unicode half-blocks elsewhere.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import VerticalScroll
+from textual.screen import ModalScreen
+from textual.widgets import Static
+from textual_image.widget import Image
+
+from kerashw.config import RunSpec, TrainOptions
+
+
+def draw_run_images(store, row, options: TrainOptions) -> list[tuple[str, Path]]:
+    """(caption, PNG) pairs for the run, drawn into its folder unless already there and
+    newer than its model."""
+    from kerashw import figures, writeup
+
+    run_dir = store.run_dir(row.id)
+    model = run_dir / "model.keras"
+    out = []
+    mistakes = run_dir / "mistakes.png"
+    if not mistakes.exists() or mistakes.stat().st_mtime < model.stat().st_mtime:
+        images, captions, wrong, n = writeup.mistakes(store, row, options, limit=12)
+        cell = (3.0, 1.5) if row.task == "captcha" else (2.2, 2.4)
+        figures.gallery(mistakes, images, captions, f"{wrong} of {n} test images wrong", cell=cell)
+    out.append(("misclassified test images (true -> predicted)", mistakes))
+    if row.task == "captcha":
+        from kerashw.captcha.preview import write_preview
+
+        preview = run_dir / "preview.png"
+        if not preview.exists():
+            write_preview(RunSpec.from_dict(row.spec).data, preview, n=4)
+        out.append(("preprocessing preview: original | denoise | denoise2", preview))
+    return out
+
+
+class ImagesScreen(ModalScreen):
+    BINDINGS = [Binding("escape", "dismiss", "Close")]
+
+    def __init__(self, store, row, options: TrainOptions, **kwargs):
+        super().__init__(**kwargs)
+        self.store, self.row, self.options = store, row, options
+        self.body = VerticalScroll(id="images-body")
+        self.note = Static(f"run {row.id[:8]} {row.label}: drawing its pictures (a forward pass over the test "
+                           "split)…  Escape closes", id="images-note")
+
+    def compose(self) -> ComposeResult:
+        yield self.note
+        yield self.body
+
+    def on_mount(self) -> None:
+        self.draw()
+
+    @work(thread=True, exclusive=True, group="images", exit_on_error=False)
+    def draw(self) -> None:
+        try:
+            pictures = draw_run_images(self.store, self.row, self.options)
+        except Exception as exc:  # shown; the app stays up
+            self.app.call_from_thread(self.note.update, f"[red]{type(exc).__name__}: {exc}[/red]  Escape closes")
+            return
+        self.app.call_from_thread(self.show, pictures)
+
+    def show(self, pictures) -> None:
+        self.note.update(f"run {self.row.id[:8]} {self.row.label}  ·  Escape closes")
+        for caption, path in pictures:
+            self.body.mount(Static(caption, classes="image-caption"))
+            self.body.mount(Image(path, classes="run-image"))
