@@ -93,32 +93,25 @@ def test_recipe_fields_are_checked_and_warmup_fits_the_run():
     assert dataclasses.replace(long, epochs=2).resolved().warmup == 1
 
 
-def test_a_changed_denoise_is_a_new_run():
+@pytest.mark.parametrize("version, changed, same", [
+    ("DENOISE_VERSION", dict(preprocess="denoise"), dict(preprocess="original")),
+    ("AUGMENT_VERSION", dict(augment=True), dict(augment=False)),
+])
+def test_a_changed_preprocessing_or_augmentation_is_a_new_run(version, changed, same):
     from kerashw import config
 
-    den = RunSpec(task="captcha", model="resnet18_mod", preprocess="denoise", data="/x")
-    orig = RunSpec(task="captcha", model="resnet18_mod", preprocess="original", data="/x")
-    before = (den.run_id, orig.run_id)
-    config.DENOISE_VERSION += 1
+    base = dict(task="captcha", model="resnet18_mod", data="/x")
+    a, b = RunSpec(**base, **changed), RunSpec(**base, **same)
+    before = (a.run_id, b.run_id)
+    setattr(config, version, getattr(config, version) + 1)
     try:
-        assert den.run_id != before[0] and orig.run_id == before[1]  # only denoise runs change
+        assert a.run_id != before[0] and b.run_id == before[1]  # only the versioned runs change
     finally:
-        config.DENOISE_VERSION -= 1
+        setattr(config, version, getattr(config, version) - 1)
 
 
-def test_augmentation_version_and_precision_are_part_of_the_id():
-    import dataclasses
-
-    from kerashw import config
-
-    cap = config.baseline("captcha")
-    plain = dataclasses.replace(cap, augment=False)
-    before = (cap.run_id, plain.run_id)
-    config.AUGMENT_VERSION += 1
-    try:
-        assert cap.run_id != before[0] and plain.run_id == before[1]  # only augmented runs change
-    finally:
-        config.AUGMENT_VERSION -= 1
+def test_precision_is_part_of_the_id():
+    cap = baseline("captcha")
     mixed = dataclasses.replace(cap, precision="mixed")
     assert mixed.run_id != cap.run_id and "precision=mixed" in mixed.label()
     assert RunSpec.from_dict({k: v for k, v in cap.to_dict().items() if k != "precision"}) == cap

@@ -76,27 +76,28 @@ class ResultsView(Vertical):
         if any(r.status == "running" for r in rows) or seen != self._seen:
             self.reload()
 
-    def action_images(self) -> None:
-        """The highlighted finished run's mistakes (and captcha preview) as pictures."""
+    def _highlighted(self, status: str, needs: str):
+        """The highlighted run if it has `status`, else None with a note saying why not."""
         run_id = self.current()
         if run_id is None:
-            return
+            return None
         row = self.rows[run_id]
-        if row.status != "finished":
-            self.app.notify(f"{run_id[:8]} is {row.status}: pictures need a finished run's model", timeout=5)
-            return
-        self.app.push_screen(ImagesScreen(self.store, row, self.app.options))
+        if row.status != status:
+            self.app.notify(f"{run_id[:8]} is {row.status}: {needs}", timeout=5)
+            return None
+        return row
+
+    def action_images(self) -> None:
+        """The highlighted finished run's mistakes (and captcha preview) as pictures."""
+        row = self._highlighted("finished", "pictures need a finished run's model")
+        if row is not None:
+            self.app.push_screen(ImagesScreen(self.store, row, self.app.options))
 
     def action_follow(self) -> None:
         """Watch the highlighted running run on the Train tab as another process trains it."""
-        run_id = self.current()
-        if run_id is None:
-            return
-        row = self.rows[run_id]
-        if row.status != "running":
-            self.app.notify(f"{run_id[:8]} is {row.status}: only a running run can be followed", timeout=5)
-            return
-        self.post_message(FollowRequested(run_id))
+        row = self._highlighted("running", "only a running run can be followed")
+        if row is not None:
+            self.post_message(FollowRequested(row.id))
     # -- the runs table ------------------------------------------------------
 
     def reload(self) -> None:
