@@ -193,7 +193,8 @@ def main():
         bk, bt = best(k), best(t)
         ips = lambda v: f"{row.batch / v:,.0f}" if v else "-"
         ratio = f"{bk / bt:.2f}" if bk and bt else "-"
-        print(f"| {name} | {row.model} | {row.batch} | {row.channels} | {'yes' if row.augment else 'no'} | "
+        channels = row.channels if row.task == "captcha" else "-"
+        print(f"| {name} | {row.model} | {row.batch} | {channels} | {'yes' if row.augment else 'no'} | "
               f"{row.precision} | {fmt(k)} | {ips(bk)} | {fmt(t)} | {ips(bt)} | {ratio} |")
     # the two questions of docs/results/performance.md, as ratios within this run
     plain, aug = best(results.get("resnet18_mod", ([], []))[0]), best(results.get("resnet18_mod-aug", ([], []))[0])
