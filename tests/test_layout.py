@@ -14,7 +14,7 @@ ORDER = [
     "kerashw.captcha", "kerashw.captcha.constants", "kerashw.captcha.synth", "kerashw.captcha.preprocess",
     "kerashw.captcha.folders", "kerashw.captcha.cache", "kerashw.captcha.task", "kerashw.captcha.preview",
     "kerashw.identity", "kerashw.estimate", "kerashw.blocks", "kerashw.models", "kerashw.callbacks", "kerashw.train",
-    "kerashw.report", "kerashw.export", "kerashw.clirun", "kerashw.workers", "kerashw.cli",
+    "kerashw.report", "kerashw.export", "kerashw.figures", "kerashw.writeup", "kerashw.clirun", "kerashw.workers", "kerashw.cli",
 ]
 
 

@@ -322,11 +322,13 @@ async def test_tui_and_cli_write_one_store_at_once(store, tiny_mnist):
 async def test_train_tab_follows_a_run_another_process_trains(store, tiny_mnist, monkeypatch):
     """A `kerashw train` in another process; the Results tab sees it running, `f` follows
     it, and its epochs appear in the Train tab one by one as that process stores them."""
+    from tui.results_pane import ResultsView
     from tui.train_pane import TrainPane
 
     monkeypatch.setattr(TrainPane, "FOLLOW_POLL", 0.1)
+    monkeypatch.setattr(ResultsView, "POLL", 0.2)
     cli = subprocess.Popen(
-        [sys.executable, "-m", "kerashw.cli", "train", "--model", "cnn", "--epochs", "5", "--batch", "4",
+        [sys.executable, "-m", "kerashw.cli", "train", "--model", "cnn", "--epochs", "8", "--batch", "4",
          "--lr", "0.001", "--mnist", str(tiny_mnist), "--store", str(store.home)],
         env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     app = KerasHWApp(store, run_study=ScriptedTrainer())
@@ -348,9 +350,9 @@ async def test_train_tab_follows_a_run_another_process_trains(store, tiny_mnist,
         out, _ = await asyncio.to_thread(cli.communicate, timeout=300)
     assert cli.returncode == 0, out
     assert "finished (trained elsewhere)" in final_status
-    assert pane.metrics.row_count == 15  # 5 epochs x train/val/test, as the other process stored them
+    assert pane.metrics.row_count == 24  # 8 epochs x train/val/test, as the other process stored them
     steps = sorted(set(seen))
-    assert len([n for n in steps if 0 < n < 15]) >= 2, steps  # they arrived epoch by epoch
+    assert len([n for n in steps if 0 < n < 24]) >= 2, steps  # they arrived epoch by epoch
     assert all(n % 3 == 0 for n in steps if n)  # whole epochs: train, val and test together or not at all
 
 
