@@ -202,8 +202,6 @@ def train(exp, model, mnist, store_path, force, tensorboard, skip_bad, split_cou
 
     signal.signal(signal.SIGTERM, stop)
     _quiet_tf()
-    from kerashw.clirun import run_with_progress
-
     if devices and distribute != "mirrored":
         raise click.BadParameter("--devices needs --distribute mirrored", param_hint="--devices")
     if workers > 1 and distribute:
@@ -215,7 +213,9 @@ def train(exp, model, mnist, store_path, force, tensorboard, skip_bad, split_cou
         from kerashw.workers import run_workers
 
         sys.exit(run_workers(console, specs, store, workers, sys.argv[1:], threads=threads, force=force,
-                             options=options))
+                             options=options))  # this process only watches: it never loads TensorFlow
+    from kerashw.clirun import run_with_progress
+
     code = run_with_progress(console, specs, store, studies, force=force, options=options,
                              force_before=force_before)
     sys.exit(code)

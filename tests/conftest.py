@@ -118,3 +118,17 @@ def lr_study_store(tmp_path_factory, tiny_mnist):
     r = subprocess.run(cmd, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}, capture_output=True, text=True,
                        timeout=300)
     return st, r
+
+
+# Tests that share an expensive session fixture run in the same xdist worker (pyproject:
+# --dist loadgroup), so it is built once, not once per worker: each costs 15-20 s here.
+SHARED_FIXTURES = ("captcha_run", "lr_study_store")
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the groups
+def pytest_collection_modifyitems(items):
+    for item in items:
+        for name in SHARED_FIXTURES:
+            if name in getattr(item, "fixturenames", ()):
+                item.add_marker(pytest.mark.xdist_group(name))
+                break

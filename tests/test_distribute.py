@@ -39,7 +39,8 @@ def _same(a, b):
 
 @pytest.fixture(scope="module")
 def single(tmp_path_factory, tiny_mnist):
-    """The single-device run the distributed ones must reproduce."""
+    """The single-device run the distributed ones must reproduce, in a fresh process as
+    they are (a test process's earlier work could shift a float32 sum by an ulp)."""
     st = tmp_path_factory.mktemp("single")
     subprocess.run([sys.executable, "-m", "kerashw.cli", "train", *ARGS, "--mnist", str(tiny_mnist),
                     "--store", str(st)], check=True, env=_env(), capture_output=True)

@@ -35,24 +35,25 @@ def _captcha_folder(src, dst):
 
 
 def test_edited_labels_are_a_new_run_not_a_reuse(tmp_path, captcha_run):
-    """One process (this one, in the shared fixture) trained on a folder; its labels.csv is
-    edited; a second process trains the same command on (a copy of) that store: a new
-    run, not "already finished, reusing it"."""
+    """The shared fixture trained on a folder; the same command on a copy of the images
+    reuses that run; with one label of labels.csv edited it trains a new run, not
+    "already finished, reusing it". (In this process: the store, not the process, carries
+    what a later `kerashw train` sees; the two-writer tests use separate processes.)"""
     store, row, _ = captcha_run
     store_dir = shutil.copytree(store.home, tmp_path / "st")
     folder = tmp_path / "caps"
     shutil.copytree(row.spec["data"], folder, copy_function=shutil.copyfile)
     args = ["train", "--model", "resnet18_mod", "--preprocess", "denoise", "--data", str(folder),
             "--epochs", "1", "--limit", "64", "--store", str(store_dir)]
-    same = _cli(*args)  # the same images elsewhere: the finished run is reused
-    assert same.returncode == 0 and "already finished, reusing it" in same.stdout, same.stdout + same.stderr
+    same = CliRunner().invoke(main, args)  # the same images elsewhere: the finished run is reused
+    assert same.exit_code == 0 and "already finished, reusing it" in same.output, same.output
     labels = (folder / "labels.csv").read_text().splitlines()
     name, label = labels[1].split(",")
     labels[1] = f"{name},{label[::-1]}"  # one image gets another label
     (folder / "labels.csv").write_text("\n".join(labels) + "\n")
-    edited = _cli(*args)
-    assert edited.returncode == 0, edited.stdout + edited.stderr
-    assert "reusing it" not in edited.stdout
+    edited = CliRunner().invoke(main, args)
+    assert edited.exit_code == 0, edited.output
+    assert "reusing it" not in edited.output
     rows = Store(store_dir).runs()
     assert len(rows) == 2 and {r.status for r in rows} == {"finished"}
     assert rows[0].spec["data_id"] != rows[1].spec["data_id"]
