@@ -13,6 +13,7 @@ DPI = 100
 CURVES_SIZE = (9.0, 5.0)  # inches: 900 x 500 px
 CONFUSION_SIZE = (12.0, 3.6)  # 1200 x 360 px: four 19x19 maps in a row
 GALLERY_COLS = 4
+HEADER = 0.8  # inches above a gallery's first row: the title, then the first captions
 
 
 def _plt():
@@ -83,8 +84,8 @@ def gallery(path: Path, images: list[np.ndarray], captions: list[str], title: st
     columns, as many rows as needed (at least one, which says so when there is nothing)."""
     plt = _plt()
     rows = max(1, -(-len(images) // GALLERY_COLS))
-    fig, axes = plt.subplots(rows, GALLERY_COLS, figsize=(cell[0] * GALLERY_COLS, cell[1] * rows + 0.5),
-                             squeeze=False)
+    height = cell[1] * rows + HEADER  # the title's band stays HEADER inches, above the captions
+    fig, axes = plt.subplots(rows, GALLERY_COLS, figsize=(cell[0] * GALLERY_COLS, height), squeeze=False)
     for ax in axes.flat:
         ax.axis("off")
     for ax, image, caption in zip(axes.flat, images, captions):
@@ -95,9 +96,8 @@ def gallery(path: Path, images: list[np.ndarray], captions: list[str], title: st
         ax.set_title(caption, fontsize=8, family="monospace")
     if not images:
         axes.flat[0].text(0, 0.5, "no mistakes on the test split", fontsize=10)
-    fig.suptitle(title, fontsize=10)
-    fig.subplots_adjust(left=0.01, right=0.99, top=1 - 0.45 / (cell[1] * rows + 0.5), bottom=0.01,
-                        hspace=0.5, wspace=0.05)
+    fig.suptitle(title, fontsize=10, y=1 - 0.15 / height, va="top")
+    fig.subplots_adjust(left=0.01, right=0.99, top=1 - HEADER / height, bottom=0.01, hspace=0.5, wspace=0.05)
     return _save(fig, path)
 
 

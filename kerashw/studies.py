@@ -85,6 +85,6 @@ def get_study(name: str) -> Study:
 def studies_of(spec: RunSpec) -> list[str]:
     """Every named study whose preset includes this spec (by resolved identity, ignoring
     the overrides a user applies to all runs alike)."""
-    core = lambda s: dataclasses.replace(s.resolved(), epochs=1, limit=None, seed=0, data=None)
+    core = lambda s: dataclasses.replace(s.resolved(), epochs=1, limit=None, seed=0, data=None, data_id=None)
     target = core(spec)
     return [name for name, st in STUDIES.items() if any(core(s) == target for s in st.make())]

@@ -19,7 +19,7 @@ from kerashw import figures, task as tasks
 from kerashw.captcha.constants import ALPHABET, HEADS
 from kerashw.config import RunSpec, TrainOptions
 from kerashw.store import RunRow, Store
-from kerashw.studies import get_study
+from kerashw.studies import get_study, studies_of
 
 GALLERY_SIZE = 16  # mistakes shown per run
 
@@ -155,7 +155,10 @@ def write_report(store: Store, out: Path, *, exp: str | None = None, run_ids=(),
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     study = get_study(exp) if exp else None
-    rows = [store.find(i) for i in run_ids] if run_ids else store.runs(study=exp)
+    if run_ids:
+        rows = [store.find(i) for i in run_ids]
+    else:  # the study's runs, also those trained as part of another (`--exp all` covers `lr`)
+        rows = [r for r in store.runs() if exp in r.studies or exp in studies_of(RunSpec.from_dict(r.spec))]
     if study and not run_ids:  # the study's own order: its baseline first
         order = {s.resolved().label(): k for k, s in enumerate(study.specs())}
         rows.sort(key=lambda r: order.get(r.label, len(order)))
