@@ -201,7 +201,6 @@ def train(exp, model, mnist, store_path, force, tensorboard, skip_bad, split_cou
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, stop)
-    _quiet_tf()
     if devices and distribute != "mirrored":
         raise click.BadParameter("--devices needs --distribute mirrored", param_hint="--devices")
     if workers > 1 and distribute:
@@ -214,6 +213,7 @@ def train(exp, model, mnist, store_path, force, tensorboard, skip_bad, split_cou
 
         sys.exit(run_workers(console, specs, store, workers, sys.argv[1:], threads=threads, force=force,
                              options=options))  # this process only watches: it never loads TensorFlow
+    _quiet_tf()
     from kerashw.clirun import run_with_progress
 
     code = run_with_progress(console, specs, store, studies, force=force, options=options,
