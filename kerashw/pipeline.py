@@ -44,11 +44,9 @@ def make_train_dataset(split: Split, batch_size: int, *, seed: int, epochs: int,
     def one_epoch(epoch):
         order = tf.random.experimental.stateless_shuffle(
             tf.range(n, dtype=tf.int64), seed=tf.stack([tf.constant(seed, tf.int64), epoch]))
-        batches = tf.data.Dataset.from_tensor_slices(order).batch(batch_size)
         # a batch's augmentation key: (seed, epoch * 2^20 + batch number)
-        keys = tf.data.Dataset.range(tf.int64.max).map(
-            lambda b: tf.stack([tf.constant(seed, tf.int64), epoch * 2 ** 20 + b]))
-        return tf.data.Dataset.zip(batches, keys)
+        return tf.data.Dataset.from_tensor_slices(order).batch(batch_size).enumerate().map(
+            lambda b, idx: (idx, tf.stack([tf.constant(seed, tf.int64), epoch * 2 ** 20 + b])))
 
     def gather(idx, key):
         x = tf.cast(tf.gather(images, idx), tf.float32) / 255.0

@@ -149,6 +149,15 @@ def mistakes(store: Store, row: RunRow, options: TrainOptions, limit: int = GALL
     return [split.x[i] for i in wrong[:limit]], captions, len(wrong), len(split)
 
 
+def draw_mistakes(path: Path, store: Store, row: RunRow, options: TrainOptions, *,
+                  limit: int = GALLERY_SIZE, prefix: str = "") -> Path:
+    """The gallery of a run's first `limit` test mistakes (the report's and the TUI's)."""
+    images, captions, wrong, n = mistakes(store, row, options, limit)
+    cell = (3.0, 1.5) if row.task == "captcha" else (2.2, 2.4)  # a captcha's 50x130, a digit's 28x28
+    return figures.gallery(path, images, captions, f"{prefix}{wrong} of {n} test images wrong "
+                           f"(first {min(wrong, limit)}; true -> predicted)", cell=cell)
+
+
 def write_report(store: Store, out: Path, *, exp: str | None = None, run_ids=(),
                  options: TrainOptions = TrainOptions()) -> tuple[Path, list[str]]:
     """Write out/report.md and its figures; returns the path and the figures drawn now."""
@@ -201,16 +210,8 @@ def write_report(store: Store, out: Path, *, exp: str | None = None, run_ids=(),
                                 lambda p, m=matrices, rr=r: figures.confusion(
                                     p, m, ALPHABET, f"{labels[rr.id]}: test confusion (log counts)"))
                 md.append(f"![confusion {r.id[:8]}]({name})")
-        counts = {}
-
-        def draw(p, rr=r):
-            images, captions, n_wrong, n = mistakes(store, rr, options)
-            counts.update(wrong=n_wrong, n=n)
-            cell = (3.0, 1.5) if rr.task == "captcha" else (2.2, 2.4)
-            figures.gallery(p, images, captions, f"{labels[rr.id]}: {n_wrong} of {n} test images wrong "
-                            f"(first {min(n_wrong, GALLERY_SIZE)}; true -> predicted)", cell=cell)
-
-        name = figs.get(f"mistakes-{r.id[:12]}.png", run_key, draw)
+        name = figs.get(f"mistakes-{r.id[:12]}.png", run_key,
+                        lambda p, rr=r: draw_mistakes(p, store, rr, options, prefix=f"{labels[rr.id]}: "))
         md.append(f"![mistakes {r.id[:8]}]({name})")
     (out / "report.md").write_text("\n".join(md) + "\n")
     figs.save()

@@ -24,16 +24,14 @@ from kerashw.config import RunSpec, TrainOptions
 def draw_run_images(store, row, options: TrainOptions) -> list[tuple[str, Path]]:
     """(caption, PNG) pairs for the run, drawn into its folder unless already there and
     newer than its model."""
-    from kerashw import figures, writeup
+    from kerashw import writeup
 
     run_dir = store.run_dir(row.id)
     model = run_dir / "model.keras"
     out = []
     mistakes = run_dir / "mistakes.png"
     if not mistakes.exists() or mistakes.stat().st_mtime < model.stat().st_mtime:
-        images, captions, wrong, n = writeup.mistakes(store, row, options, limit=12)
-        cell = (3.0, 1.5) if row.task == "captcha" else (2.2, 2.4)
-        figures.gallery(mistakes, images, captions, f"{wrong} of {n} test images wrong", cell=cell)
+        writeup.draw_mistakes(mistakes, store, row, options, limit=12)
     out.append(("misclassified test images (true -> predicted)", mistakes))
     if row.task == "captcha":
         from kerashw.captcha.preview import write_preview

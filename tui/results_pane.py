@@ -74,7 +74,7 @@ class ResultsView(Vertical):
             return
         seen = [(r.id, r.status, r.ended) for r in rows]
         if any(r.status == "running" for r in rows) or seen != self._seen:
-            self.reload()
+            self.reload(rows)
 
     def _highlighted(self, status: str, needs: str):
         """The highlighted run if it has `status`, else None with a note saying why not."""
@@ -100,10 +100,11 @@ class ResultsView(Vertical):
             self.post_message(FollowRequested(row.id))
     # -- the runs table ------------------------------------------------------
 
-    def reload(self) -> None:
+    def reload(self, rows=None) -> None:
+        """Redraw the table from the store (or from `rows`, just read from it)."""
         table = self.table
         try:
-            rows = self.store.runs()
+            rows = self.store.runs() if rows is None else rows
         except StoreError as exc:  # a damaged store: say so here, keep the app up
             table.clear(columns=True)
             table.add_column("the store cannot be read")

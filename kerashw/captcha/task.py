@@ -70,17 +70,18 @@ def input_shape(spec: RunSpec) -> tuple:
     return (HEIGHT, WIDTH, CHANNELS[spec.resolved().preprocess])
 
 
+def _splits(spec: RunSpec, options):
+    """The run's splits and skipped files, exactly as it trains on them."""
+    return captcha_splits(spec.data, spec.preprocess, spec.seed, spec.limit, counts=spec.split,
+                          skip_bad=spec.skip_bad, progress=options.progress, extra=spec.extra)
+
+
 def prepare(spec: RunSpec, options) -> Task:
-    splits, skipped = captcha_splits(spec.data, spec.preprocess, spec.seed, spec.limit,
-                                     counts=spec.split, skip_bad=spec.skip_bad, progress=options.progress,
-                                     extra=spec.extra)
-    return from_splits(spec, splits, skipped)
+    return from_splits(spec, *_splits(spec, options))
 
 
 def test_split(spec: RunSpec, options) -> Split:
-    splits, _ = captcha_splits(spec.data, spec.preprocess, spec.seed, spec.limit, counts=spec.split,
-                               skip_bad=spec.skip_bad, progress=options.progress, extra=spec.extra)
-    return splits["test"]
+    return _splits(spec, options)[0]["test"]
 
 
 def from_splits(spec: RunSpec, splits: dict[str, Split], skipped=()) -> Task:

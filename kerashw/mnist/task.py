@@ -45,12 +45,16 @@ def input_shape(spec: RunSpec) -> tuple:
     return INPUT_SHAPE
 
 
+def _splits(spec: RunSpec, options) -> dict[str, Split]:
+    return mnist_splits(source.load_mnist_once(options.mnist), spec.seed, spec.limit)
+
+
 def prepare(spec: RunSpec, options) -> Task:
-    return from_splits(spec, mnist_splits(source.load_mnist_once(options.mnist), spec.seed, spec.limit))
+    return from_splits(spec, _splits(spec, options))
 
 
 def test_split(spec: RunSpec, options) -> Split:
-    return mnist_splits(source.load_mnist_once(options.mnist), spec.seed, spec.limit)["test"]
+    return _splits(spec, options)["test"]
 
 
 def from_splits(spec: RunSpec, splits: dict[str, Split]) -> Task:
