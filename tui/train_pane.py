@@ -147,7 +147,7 @@ class TrainPane(Vertical):
         self.poll_followed()
 
     def unfollow(self) -> None:
-        if getattr(self, "follow_timer", None) is not None:
+        if self.follow_timer is not None:
             self.follow_timer.stop()
         self.follow_timer, self.followed = None, None
 
@@ -157,19 +157,19 @@ class TrainPane(Vertical):
             return
         row = store.get(run_id)
         records = store.epochs(run_id)
-        for record in records[len(self.history):]:
+        new = records[len(self.history):]
+        for record in new:
             record = {**record, "epochs": self.follow_epochs}
             self.history.append(record)
             self.metrics.add_record(record)
-        if records:
+        if new:  # redrawn only when the other process stored something
             self.curves.draw(self.history)
             done = max(r["epoch"] for r in records)
             self.progress_label.update(f"epoch {done}/{self.follow_epochs}")
             self.bar.update(total=self.follow_epochs, progress=done)
-        owner = store.owner(run_id)
         if row.status == "running":
             self.status.update(f"following [b]{row.label}[/b] [dim]{run_id[:8]}[/dim]: trained elsewhere "
-                               f"({owner or 'owner unknown'}); it cannot be cancelled from here")
+                               f"({store.owner(run_id) or 'owner unknown'}); it cannot be cancelled from here")
         else:
             self.status.update(f"followed run {run_id[:8]} {row.label}: {row.status} "
                                f"(trained elsewhere). Results on tab 3.")
