@@ -135,8 +135,30 @@ class Store(Claims):
             raise StoreError(f"cannot create the results folder {folder}: {exc.strerror}") from None
         if self.path.exists():
             self._check_kerashw()  # another program's SQLite file is refused, never given our tables
+        self._ensure_wal()
         with self._connect() as con:
             con.executescript(SCHEMA)
+
+    def _ensure_wal(self, timeout: float = 30.0) -> None:
+        """Put the file in WAL mode (readers and a writer at once); the mode is stored in the
+        file, so once is enough. Switching needs the file to itself, and SQLite answers
+        "database is locked" at once, without waiting, when another process opens the same
+        new store at that moment (two `kerashw train` started together): so retry."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                con = sqlite3.connect(self.path, timeout=timeout)
+                try:
+                    con.execute("PRAGMA journal_mode=WAL")
+                    return
+                finally:
+                    con.close()
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) and "busy" not in str(exc) or time.monotonic() > deadline:
+                    raise StoreError(f"{self.path}: {exc}") from exc
+                time.sleep(0.05)
+            except sqlite3.Error as exc:
+                raise StoreError(f"{self.path}: {exc}") from exc
 
     def _readonly_uri(self) -> str:
         # With no -wal file beside it nobody is writing, and "immutable" reads without creating
@@ -186,8 +208,7 @@ class Store(Claims):
         except sqlite3.Error as exc:
             raise StoreError(f"{self.path}: cannot open ({exc})") from exc
         try:
-            if not self.readonly:
-                con.execute("PRAGMA journal_mode=WAL")
+            if not self.readonly:  # WAL mode is the file's, set once (_ensure_wal)
                 con.execute("PRAGMA foreign_keys=ON")
             con.execute("PRAGMA busy_timeout=30000")
             with con:  # one transaction
