@@ -145,6 +145,8 @@ def _spec_options(f):
                      help="float32 (default), or mixed: bfloat16 compute on CPUs with bf16, float16 on GPUs."),
         click.option("--augment/--no-augment", default=None,
                      help="Captcha: random shift/rotation/zoom of training images (default on)."),
+        click.option("--arcs", type=float,
+                     help="Captcha: chance (0-1) that a training image gets one more random arc (captcha-best: 0.5)."),
         click.option("--epochs", type=int, help="Epochs per run (default: the study's)."),
         click.option("--limit", type=int, help="Seeded subsample of the training split."),
         click.option("--seed", type=int, help="Seed for split, shuffles and weights (default 42)."),
@@ -158,7 +160,7 @@ def _spec_options(f):
 def _resolve_specs(exp, model, **fields) -> tuple[list[RunSpec], list[str]]:
     extra = {k: fields.pop(k) for k in ("activation", "optimizer", "lr", "batch_size", "preprocess", "augment",
                                          "init", "weight_decay", "schedule", "warmup", "label_smoothing",
-                                         "skip_bad", "split", "extra", "precision")}
+                                         "skip_bad", "split", "extra", "precision", "arcs")}
     ov = Overrides(epochs=fields["epochs"], limit=fields["limit"], seed=fields["seed"],
                    data=fields["data"], extra={**extra, "model": model})
     try:

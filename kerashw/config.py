@@ -37,7 +37,7 @@ AUGMENT_VERSION = 2
 # A stored spec without such a field had that value, so from_dict fills it in.
 LATER_DEFAULTS = {"augment": False, "init": "keras", "weight_decay": 0.0, "schedule": "constant",
                   "warmup": 0, "label_smoothing": 0.0, "data_id": None, "split": None, "skip_bad": False,
-                  "extra": False, "precision": "float32"}
+                  "extra": False, "precision": "float32", "arcs": 0.0}
 # Which homework part each model serves; the CLI routes `--model X` with it.
 MODEL_TASK = {"nn": "mnist", "cnn": "mnist", "baseline": "captcha", "simple_cnn": "captcha",
               "resnet18": "captcha", "resnet18_mod": "captcha", "resnet18_tiny": "captcha",
@@ -74,6 +74,7 @@ class RunSpec:
     skip_bad: bool = False  # captcha: leave out unreadable images (counted) instead of failing
     extra: bool = False  # captcha: a split folder's extra/ images (if any) join the training split
     precision: str = "float32"  # float32, or mixed (bfloat16/float16 compute; kerashw.precision)
+    arcs: float = 0.0  # captcha: chance a training image gets one more random arc (pipeline.random_arcs)
 
     def __post_init__(self) -> None:
         # Validate early so a typo fails before TensorFlow loads, naming what is accepted.
@@ -100,6 +101,8 @@ class RunSpec:
             raise ValueError(f"warmup must be >= 0 epochs, got {self.warmup!r}")
         if not 0 <= self.label_smoothing < 1:
             raise ValueError(f"label_smoothing must be in [0, 1), got {self.label_smoothing!r}")
+        if not 0 <= self.arcs <= 1:
+            raise ValueError(f"arcs is a probability, 0 to 1, got {self.arcs!r}")
         if not self.weight_decay >= 0:
             raise ValueError(f"weight_decay must be >= 0, got {self.weight_decay!r}")
         if not 0 <= int(self.seed) < 2**32:
@@ -125,7 +128,7 @@ class RunSpec:
         warmup = min(self.warmup, self.epochs - 1)
         if self.task == "mnist":
             return dataclasses.replace(self, preprocess=None, data=None, augment=False, warmup=warmup,
-                                       split=None, skip_bad=False, extra=False)
+                                       split=None, skip_bad=False, extra=False, arcs=0.0)
         # one spelling of a folder (relative, absolute, trailing slash, ~) for display and loading
         data = str(Path(self.data).expanduser().resolve()) if self.data else None
         split = tuple(int(n) for n in self.split) if self.split is not None else None

@@ -29,12 +29,12 @@ def subsample(n: int, limit: int | None, seed: int) -> np.ndarray:
 
 
 def make_train_dataset(split: Split, batch_size: int, *, seed: int, epochs: int, start_epoch: int = 0,
-                       augment: bool = False):
+                       augment: bool = False, arcs: float = 0.0):
     """The training batches of epochs start_epoch..epochs-1 as one stream, for
     fit(steps_per_epoch=...): epoch e's order is a stateless shuffle seeded by (seed, e),
     and batch b of it is augmented with draws seeded by (seed, e, b), so a run resumed
     at epoch e sees exactly the batches it would have seen unbroken.
-    Per batch: gather the shuffled indices, scale to [0, 1], (augment), prefetch."""
+    Per batch: gather the shuffled indices, scale to [0, 1], (augment), (arcs), prefetch."""
     import tensorflow as tf
 
     n = len(split)
@@ -52,6 +52,8 @@ def make_train_dataset(split: Split, batch_size: int, *, seed: int, epochs: int,
         x = tf.cast(tf.gather(images, idx), tf.float32) / 255.0
         if augment:
             x = random_affine(x, key)
+        if arcs:
+            x = random_arcs(x, key, arcs)
         return x, tf.nest.map_structure(lambda t: tf.gather(t, idx), labels)
 
     ds = tf.data.Dataset.range(start_epoch, epochs).flat_map(one_epoch)
@@ -83,6 +85,35 @@ def random_affine(x, key):
 
     u = tf.random.stateless_uniform([tf.shape(x)[0], 4], seed=key, minval=-1.0, maxval=1.0)
     return _resampler()(x, u)
+
+
+# A real THSR arc runs across the whole captcha, from the left half-way down to the top
+# right, about 3 px thick at 50x130, and inverts what it crosses (a stroke under it turns
+# light). Most of a trained model's errors are strokes the arc hides (3/5, 2/Z, 7/T, H/F),
+# and each training image has only its one arc; random_arcs draws another, anywhere in
+# this wider family, so the same glyphs are seen hidden in other places. Ranges as
+# fractions of the height: left end, right end, bow at the middle; thickness in pixels.
+ARC_LEFT, ARC_RIGHT, ARC_BOW, ARC_THICK = (0.25, 0.9), (0.05, 0.65), (-0.2, 0.2), (2.0, 4.5)
+
+
+def random_arcs(x, key, p):
+    """Each image of the batch x (n, h, w, c) in [0, 1] gets, with chance p, one more arc:
+    y(t) = left + (right - left) t - 4 bow t (1 - t) across the width (t = 0..1), anti-aliased,
+    inverting the pixels it covers. Stateless: draws keyed by key, apart from the affine's."""
+    import tensorflow as tf
+
+    n, H, W = tf.shape(x)[0], tf.shape(x)[1], tf.shape(x)[2]
+    h, w = tf.cast(H, tf.float32), tf.cast(W, tf.float32)
+    u = tf.random.stateless_uniform([n, 5], seed=tf.random.experimental.stateless_fold_in(key, 1))
+    span = lambda k, lo_hi: (lo_hi[0] + (lo_hi[1] - lo_hi[0]) * u[:, k])[:, None, None]
+    left, right, bow = (span(k, r) * h for k, r in ((1, ARC_LEFT), (2, ARC_RIGHT), (3, ARC_BOW)))
+    thick = span(4, ARC_THICK)
+    t = (tf.range(w) / tf.maximum(w - 1.0, 1.0))[None, None, :]
+    centre = left + (right - left) * t - 4.0 * bow * t * (1.0 - t)  # image y grows downward: a bow up is -
+    ys = tf.range(h)[None, :, None]
+    alpha = tf.clip_by_value(thick / 2.0 + 0.5 - tf.abs(ys - centre), 0.0, 1.0)
+    alpha = (alpha * tf.cast(u[:, 0] < p, tf.float32)[:, None, None])[..., None]
+    return x + alpha * (1.0 - 2.0 * x)
 
 
 @functools.cache

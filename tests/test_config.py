@@ -47,6 +47,20 @@ def test_label_names_the_difference_from_baseline():
     assert dataclasses.replace(RunSpec(), epochs=3).label() == "nn"
 
 
+def test_arcs_are_a_captcha_probability_in_the_id_only_when_used():
+    import dataclasses
+
+    from kerashw import config
+
+    cap = config.baseline("captcha")
+    assert dataclasses.replace(cap, arcs=0.0).run_id == cap.run_id  # earlier ids stand
+    assert dataclasses.replace(cap, arcs=0.5).run_id != cap.run_id
+    assert "arcs=0.5" in dataclasses.replace(cap, arcs=0.5).label()
+    assert RunSpec(arcs=0.5).run_id == RunSpec().run_id  # MNIST ignores it
+    with pytest.raises(ValueError, match="arcs is a probability, 0 to 1, got 1.5"):
+        dataclasses.replace(cap, arcs=1.5)
+
+
 def test_augment_field_keeps_earlier_ids_and_marks_captcha_runs():
     import dataclasses
 

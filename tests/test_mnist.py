@@ -148,6 +148,48 @@ def test_augment_moves_training_pixels_reproducibly_and_resumes_exactly():
         np.testing.assert_array_equal(a[0], b[0])
 
 
+def test_random_arcs_invert_one_thin_curve_per_chosen_image_reproducibly():
+    import tensorflow as tf
+
+    n, h, w = 400, 50, 130
+    x = np.full((n, h, w, 1), 0.8, np.float32)  # light paper
+    x[:, 20:30, 40:50] = 0.1  # a dark stroke
+    key = tf.constant([7, 9], tf.int64)
+    assert np.array_equal(pipeline.random_arcs(tf.constant(x), key, 0.0).numpy(), x)
+    out = pipeline.random_arcs(tf.constant(x), key, 0.5).numpy()
+    changed = np.abs(out - x).reshape(n, -1).max(axis=1) > 1e-6
+    assert 0.4 < changed.mean() < 0.6  # about half the images get an arc
+    np.testing.assert_array_equal(out[~changed], x[~changed])
+    arced = out[changed, ..., 0]
+    covered = np.abs(arced - x[changed, ..., 0]) > 1e-6
+    # one curve across the whole width, a few pixels thick in every column
+    per_column = covered.sum(axis=1)
+    assert per_column.min() >= 1 and per_column.max() <= np.ceil(pipeline.ARC_THICK[1]) + 4
+    # fully covered pixels are inverted: paper turns dark, the stroke under it light
+    full = np.isclose(arced, 1.0 - x[changed, ..., 0], atol=1e-6) & covered
+    assert full.any() and np.all(arced[full & (x[changed, ..., 0] > 0.5)] < 0.5)
+    # the arc's height varies from image to image over the documented family
+    for column, (lo, hi) in ((0, pipeline.ARC_LEFT), (-1, pipeline.ARC_RIGHT)):
+        rows = np.array([np.mean(np.nonzero(c[:, column])[0]) for c in covered])
+        assert lo * h - 2 < rows.min() < (lo + 0.1) * h and (hi - 0.1) * h < rows.max() < hi * h + 2
+    # a function of the key: the same again, other draws under another key
+    np.testing.assert_array_equal(pipeline.random_arcs(tf.constant(x), key, 0.5).numpy(), out)
+    assert not np.array_equal(pipeline.random_arcs(tf.constant(x), key + 1, 0.5).numpy(), out)
+
+
+def test_arcs_join_the_training_stream_only_and_resume_exactly():
+    split = _block_split()
+    split = pipeline.Split(split.x, split.y["char_1"])
+    plain = _batches(pipeline.make_train_dataset(split, 8, seed=0, epochs=2), 4)
+    arcs = _batches(pipeline.make_train_dataset(split, 8, seed=0, epochs=2, arcs=1.0), 4)
+    for a, b in zip(plain, arcs):
+        np.testing.assert_array_equal(a[1], b[1])  # same order, same labels
+        assert not np.array_equal(a[0], b[0])
+    resumed = _batches(pipeline.make_train_dataset(split, 8, seed=0, epochs=2, start_epoch=1, arcs=1.0), 2)
+    for a, b in zip(arcs[2:], resumed):
+        np.testing.assert_array_equal(a[0], b[0])
+
+
 def test_random_affine_draws_the_documented_ranges():
     """A single bright pixel at the centre of each of 4,000 frames: zoom and rotation
     about the centre leave it in place, so where it lands is the shift alone, uniform

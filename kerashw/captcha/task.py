@@ -102,7 +102,7 @@ def from_splits(spec: RunSpec, splits: dict[str, Split], skipped=()) -> Task:
         input_shape=train.x.shape[1:],
         num_classes=NUM_CLASSES,
         train=functools.partial(pipeline.make_train_dataset, train, spec.batch_size, seed=spec.seed,
-                                epochs=spec.epochs, augment=spec.augment),
+                                epochs=spec.epochs, augment=spec.augment, arcs=spec.arcs),
         eval_sets={p: (pipeline.make_dataset(splits[p], EVAL_BATCH_CAPTCHA),
                        len(splits[p])) for p in ("val", "test") if len(splits[p])},
         n_train=len(train),
