@@ -80,3 +80,12 @@ def test_position_pool_gives_each_head_its_own_view():
     assert w.shape == (2, 2 * 5, 4)  # 4 attention maps over the 2x5 cells of the last stage
     np.testing.assert_allclose(w.sum(axis=1), 1.0, rtol=1e-5)  # each a softmax over the cells
     assert count_params(get_model("resnet18_tiny_pos")((50, 130, 3), 19))[0] < 25_000
+
+
+def test_high_resolution_variant_keeps_the_parameters_and_doubles_the_map():
+    import keras
+
+    model = get_model("resnet18_mod_hr")((50, 130, 3), 19)
+    assert count_params(model)[0] == count_params(get_model("resnet18_mod_pos")((50, 130, 3), 19))[0] < 100_000
+    weights = keras.Model(model.input, model.get_layer("resnet18_mod_hr_pos_pool_weights").output)
+    assert weights.output.shape[1] == 4 * 9  # the last stage's cells: 4x9 instead of 2x5
