@@ -6,6 +6,7 @@ import io
 import json
 
 from kerashw.captcha.constants import HEADS
+from kerashw.config import LATER_DEFAULTS
 from kerashw.store import RunRow
 
 
@@ -30,14 +31,14 @@ def _metric(row: RunRow, where: str, phase: str, key: str):
 
 
 def _spec_value(row: RunRow, key: str) -> str:
-    v = row.spec.get(key)
+    v = row.spec.get(key, LATER_DEFAULTS.get(key))  # a field added later: what older runs had
     return "" if v is None else str(v)
 
 
 def result_rows(rows: list[RunRow], studies: bool = True) -> tuple[list[str], list[list[str]]]:
     """Columns and rows for `kerashw results` and the end-of-study summary."""
     spec_cols = ["model", "activation", "optimizer", "lr", "batch_size", "epochs", "limit", "preprocess",
-                 "augment"]
+                 "augment", "arcs", "seed"]
     # Keep only spec columns that differ across the rows (plus model): the rest is noise.
     varying = [c for c in spec_cols
                if c == "model" or len({_spec_value(r, c) for r in rows}) > 1]

@@ -54,7 +54,7 @@ def _pct(v) -> str:
 
 def _varying(rows: list[RunRow]) -> list[str]:
     keys = ["model", "activation", "optimizer", "lr", "batch_size", "epochs", "preprocess", "augment",
-            "weight_decay", "schedule", "label_smoothing", "precision", "limit", "seed"]
+            "arcs", "weight_decay", "schedule", "label_smoothing", "precision", "limit", "seed"]
     return [k for k in keys if k == "model" or len({json.dumps(r.spec.get(k)) for r in rows}) > 1]
 
 
