@@ -27,7 +27,7 @@ PRECISIONS = ("float32", "mixed")
 SYNTHETIC_VERSION = 2
 # The `denoise` variant's version (kerashw.captcha.preprocess reads it): part of a denoise
 # run's id from version 2 on, so a run on the older arc removal is never reused for the new.
-DENOISE_VERSION = 2
+DENOISE_VERSION = 3
 # The captcha augmentation's version: part of an augmented captcha run's id from version 2
 # (one stateless affine resampling per image; version 1 was Keras's three random layers,
 # same ranges, other draws), so a run on the older draws is never reused for the new.
