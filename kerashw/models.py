@@ -147,6 +147,13 @@ def build_resnet18_tiny_pos(input_shape=CAPTCHA_INPUT, num_classes=NUM_CLASSES, 
                           channels=(6, 8, 8, 16, 16), pool="position")
 
 
+def build_resnet18_tiny_hr(input_shape=CAPTCHA_INPUT, num_classes=NUM_CLASSES, *, activation="relu",
+                           init="torch", name="resnet18_tiny_hr"):
+    """resnet18_tiny_pos without the stem's max pool (24,974 params, twice the resolution)."""
+    return build_resnet18(input_shape, num_classes, activation=activation, init=init, name=name,
+                          channels=(6, 8, 8, 16, 16), pool="position", stem_pool=False)
+
+
 MODELS = {
     "nn": build_nn,
     "cnn": build_cnn,
@@ -158,6 +165,7 @@ MODELS = {
     "resnet18_mod_pos": build_resnet18_mod_pos,
     "resnet18_tiny_pos": build_resnet18_tiny_pos,
     "resnet18_mod_hr": build_resnet18_mod_hr,
+    "resnet18_tiny_hr": build_resnet18_tiny_hr,
 }
 
 

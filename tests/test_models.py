@@ -89,3 +89,5 @@ def test_high_resolution_variant_keeps_the_parameters_and_doubles_the_map():
     assert count_params(model)[0] == count_params(get_model("resnet18_mod_pos")((50, 130, 3), 19))[0] < 100_000
     weights = keras.Model(model.input, model.get_layer("resnet18_mod_hr_pos_pool_weights").output)
     assert weights.output.shape[1] == 4 * 9  # the last stage's cells: 4x9 instead of 2x5
+    tiny = count_params(get_model("resnet18_tiny_hr")((50, 130, 3), 19))[0]
+    assert tiny == count_params(get_model("resnet18_tiny_pos")((50, 130, 3), 19))[0] < 25_000
