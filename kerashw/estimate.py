@@ -27,7 +27,11 @@ SECONDS_PER_1K = {
     "simple_cnn": 8.0,  # 190 s for 6 epochs
     "resnet18": 19.0,  # 451 s for 6 epochs
     "resnet18_mod": 2.7,  # 270-320 s for 25 epochs
-    "resnet18_tiny": 2.0,  # captcha-tiny: 60 epochs of 3,986 real captchas
+    "resnet18_tiny": 2.0,  # 60 epochs of 3,986 real captchas
+    "resnet18_mod_pos": 2.7,  # as resnet18_mod: the pool per head is 132 parameters
+    "resnet18_tiny_pos": 2.0,
+    "resnet18_mod_hr": 4.5,  # no stem max pool: about twice resnet18_mod's step (901 s, 40 epochs, shared CPU)
+    "resnet18_tiny_hr": 2.0,  # captcha-tiny: 549 s for 60 epochs of 4,684 real captchas
 }
 STEP_OVERHEAD = 0.0018  # Keras's per-step cost beyond the math (with steps_per_execution)
 WARM_UP = {"mnist": 5.0, "captcha": 20.0}  # building, tracing, first data pass

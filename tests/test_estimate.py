@@ -74,3 +74,10 @@ def test_store_timings_match_augmentation(store):
     _finish(store, plain, estimate.WARM_UP["captcha"] + 1000.0)  # a very slow run without it
     assert estimate.run_seconds(cap, store) == estimate.run_seconds(cap)  # not comparable
     assert estimate.run_seconds(dataclasses.replace(cap, augment=False), store) > estimate.run_seconds(cap)
+
+
+def test_every_model_has_a_measured_cost():
+    from kerashw.estimate import SECONDS_PER_1K
+    from kerashw.models import MODELS
+
+    assert set(MODELS) <= set(SECONDS_PER_1K)  # a new model without one is estimated as 10 s/1k images
