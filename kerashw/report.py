@@ -6,7 +6,6 @@ import io
 import json
 
 from kerashw.captcha.constants import HEADS
-from kerashw.config import LATER_DEFAULTS
 from kerashw.store import RunRow
 
 
@@ -31,7 +30,7 @@ def _metric(row: RunRow, where: str, phase: str, key: str):
 
 
 def _spec_value(row: RunRow, key: str) -> str:
-    v = row.spec.get(key, LATER_DEFAULTS.get(key))  # a field added later: what older runs had
+    v = row.spec.get(key)
     return "" if v is None else str(v)
 
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from kerashw.claims import STALE, Claims, StoreError  # noqa: F401  (StoreError is part of this API)
+from kerashw.config import LATER_DEFAULTS
 
 STATUSES = ("running", "finished", "failed", "interrupted", "diverged")
 
@@ -340,9 +341,13 @@ class Store(Claims):
                 raise StoreError(f"{self.path}: run {r['id']} has an unreadable {column} field ({exc}); "
                                  f"fix or delete that run") from None
 
+        def spec(r) -> dict:  # a field added after the run was stored: the value it had
+            d = load(r, "spec")
+            return {**LATER_DEFAULTS, **d} if isinstance(d, dict) else d
+
         return [
             RunRow(
-                id=r["id"], task=r["task"], label=r["label"], spec=load(r, "spec"),
+                id=r["id"], task=r["task"], label=r["label"], spec=spec(r),
                 status=STALE if r["status"] == "running" and r["id"] not in live else r["status"],
                 studies=studies.get(r["id"], []), started=r["started"],
                 ended=r["ended"], elapsed=r["elapsed"], trainable_params=r["trainable_params"],

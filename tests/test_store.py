@@ -29,6 +29,8 @@ def test_run_lifecycle(store):
     eps = store.epochs("abc123")
     assert [e["phase"] for e in eps] == ["train", "val"]
     assert eps[0]["char_1_acc"] == 0.7 and eps[0]["seconds"] == 1.5
+    # a spec stored before a field existed reads back with the value it had then
+    assert row.spec["lr"] == 0.05 and row.spec["arcs"] == 0.0 and row.spec["init"] == "keras"
 
 
 def test_restart_clears_old_epochs_and_keeps_studies(store):
