@@ -41,7 +41,8 @@ LATER_DEFAULTS = {"augment": False, "init": "keras", "weight_decay": 0.0, "sched
 # Which homework part each model serves; the CLI routes `--model X` with it.
 MODEL_TASK = {"nn": "mnist", "cnn": "mnist", "baseline": "captcha", "simple_cnn": "captcha",
               "resnet18": "captcha", "resnet18_mod": "captcha", "resnet18_tiny": "captcha",
-              "resnet18_mod_pos": "captcha", "resnet18_tiny_pos": "captcha", "resnet18_mod_hr": "captcha", "resnet18_tiny_hr": "captcha"}
+              "resnet18_mod_pos": "captcha", "resnet18_tiny_pos": "captcha", "resnet18_mod_hr": "captcha",
+              "resnet18_tiny_hr": "captcha"}
 
 
 class DataError(ValueError):

@@ -5,6 +5,8 @@ MNIST models end in one softmax; captcha models in four heads char_1..char_4.
 """
 from __future__ import annotations
 
+import functools
+
 import keras
 from keras import layers
 
@@ -124,36 +126,6 @@ def build_resnet18_tiny(input_shape=CAPTCHA_INPUT, num_classes=NUM_CLASSES, *, a
                           channels=(6, 8, 8, 16, 16))
 
 
-def build_resnet18_mod_pos(input_shape=CAPTCHA_INPUT, num_classes=NUM_CLASSES, *, activation="relu",
-                           init="torch", name="resnet18_mod_pos"):
-    """resnet18_mod with a position pool per head instead of one global average (+132 params)."""
-    return build_resnet18(input_shape, num_classes, activation=activation, init=init, name=name,
-                          channels=(16, 16, 16, 32, 32), pool="position")
-
-
-def build_resnet18_mod_hr(input_shape=CAPTCHA_INPUT, num_classes=NUM_CLASSES, *, activation="relu",
-                          init="torch", name="resnet18_mod_hr"):
-    """resnet18_mod_pos without the stem's max pool: the same 95,296 parameters see the
-    captcha at twice the resolution (a 4x9 last feature map instead of 2x5), for the fine
-    strokes the arc leaves (3/5, 2/Z, 7/T); about twice the time per step."""
-    return build_resnet18(input_shape, num_classes, activation=activation, init=init, name=name,
-                          channels=(16, 16, 16, 32, 32), pool="position", stem_pool=False)
-
-
-def build_resnet18_tiny_pos(input_shape=CAPTCHA_INPUT, num_classes=NUM_CLASSES, *, activation="relu",
-                            init="torch", name="resnet18_tiny_pos"):
-    """resnet18_tiny with a position pool per head (+68 params)."""
-    return build_resnet18(input_shape, num_classes, activation=activation, init=init, name=name,
-                          channels=(6, 8, 8, 16, 16), pool="position")
-
-
-def build_resnet18_tiny_hr(input_shape=CAPTCHA_INPUT, num_classes=NUM_CLASSES, *, activation="relu",
-                           init="torch", name="resnet18_tiny_hr"):
-    """resnet18_tiny_pos without the stem's max pool (24,974 params, twice the resolution)."""
-    return build_resnet18(input_shape, num_classes, activation=activation, init=init, name=name,
-                          channels=(6, 8, 8, 16, 16), pool="position", stem_pool=False)
-
-
 MODELS = {
     "nn": build_nn,
     "cnn": build_cnn,
@@ -162,11 +134,19 @@ MODELS = {
     "resnet18": build_resnet18,
     "resnet18_mod": build_resnet18_mod,
     "resnet18_tiny": build_resnet18_tiny,
-    "resnet18_mod_pos": build_resnet18_mod_pos,
-    "resnet18_tiny_pos": build_resnet18_tiny_pos,
-    "resnet18_mod_hr": build_resnet18_mod_hr,
-    "resnet18_tiny_hr": build_resnet18_tiny_hr,
 }
+# Slim ResNets beyond the report, the same builder: (channels, head pooling, stem max pool).
+# `_pos`: one attention pool per head instead of one global average (+33 params a head);
+# `_hr`: also no max pool after the stem, so every stage sees twice the resolution (same
+# parameters, about twice the time per step; a 4x9 last feature map instead of 2x5).
+SLIM_VARIANTS = {
+    "resnet18_mod_pos": ((16, 16, 16, 32, 32), "position", True),  # 95,296 params
+    "resnet18_mod_hr": ((16, 16, 16, 32, 32), "position", False),  # 95,296
+    "resnet18_tiny_pos": ((6, 8, 8, 16, 16), "position", True),  # 24,974
+    "resnet18_tiny_hr": ((6, 8, 8, 16, 16), "position", False),  # 24,974
+}
+MODELS.update({name: functools.partial(build_resnet18, name=name, channels=channels, pool=pool, stem_pool=stem_pool)
+               for name, (channels, pool, stem_pool) in SLIM_VARIANTS.items()})
 
 
 def get_model(name: str):

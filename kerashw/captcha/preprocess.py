@@ -138,7 +138,7 @@ def remove_arc(ink: np.ndarray, coef=None) -> np.ndarray:
 
 
 def denoise(bgr: np.ndarray) -> np.ndarray:
-    """Speckle removed, binarised (ink 255 on 0), arc erased; 50x130x1."""
+    """Speckle removed, binarised (ink 255 on 0), arc undone (remove_arc); 50x130x1."""
     ink = remove_arc(binarise(remove_speckle(bgr)))
     clean = cv2.morphologyEx(ink.astype(np.uint8) * 255, cv2.MORPH_OPEN, np.ones((2, 2), np.uint8))
     return _resize(clean)[:, :, None]
