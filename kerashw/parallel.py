@@ -3,7 +3,10 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import os
+import signal
 import sys
+import types
+from contextlib import contextmanager
 
 
 def workers() -> int:
@@ -14,7 +17,8 @@ def map_progress(fn, jobs, *, total: int, description: str, progress=None, weigh
     """Run fn over jobs on all cores, in order; progress(done, total, description) after each.
 
     'spawn' rather than fork: the parent may already hold TensorFlow's threads,
-    and forking those can deadlock.
+    and forking those can deadlock. fn must live in a kerashw module (children import
+    it by name, never the parent's __main__).
     """
     jobs = list(jobs)
     results, done = [], 0
@@ -25,7 +29,8 @@ def map_progress(fn, jobs, *, total: int, description: str, progress=None, weigh
         pool = None
     else:
         _start_resource_tracker()
-        pool = mp.get_context("spawn").Pool(workers())
+        with _children_skip_main():
+            pool = mp.get_context("spawn").Pool(workers(), initializer=_child_init)
         mapped = pool.imap(fn, jobs)
     try:
         for r in mapped:
@@ -33,11 +38,40 @@ def map_progress(fn, jobs, *, total: int, description: str, progress=None, weigh
             done += weight(r)
             if progress:
                 progress(done, total, description)
+    except BaseException:
+        # Ctrl-C, SIGTERM or a failed job: close() + join() would wait for every queued job
+        # (or forever, for a child that died); the rest of the work is not wanted.
+        if pool is not None:
+            pool.terminate()
+            pool.join()
+            pool = None
+        raise
     finally:
         if pool is not None:
             pool.close()
             pool.join()
     return results
+
+
+def _child_init() -> None:
+    """A child leaves Ctrl-C to the parent: the terminal sends SIGINT to the whole process
+    group, and a child's traceback per core would bury the parent's one line."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+@contextmanager
+def _children_skip_main():
+    """A spawned child normally re-imports the parent's __main__ first. For the console
+    script `kerashw-tui` that is the whole TUI, and importing textual_image writes a
+    terminal query whose answer reaches the running app as key presses (Cancel, tab keys).
+    While the pool starts, __main__ is a bare module with no file, so children import only
+    what the jobs name."""
+    real = sys.modules["__main__"]
+    sys.modules["__main__"] = types.ModuleType("__main__")
+    try:
+        yield
+    finally:
+        sys.modules["__main__"] = real
 
 
 def _start_resource_tracker() -> None:

@@ -285,14 +285,31 @@ def run_study(specs, *, store: Store, studies=(), listener: Listener | None = No
     A diverged or failed run is stored and the study goes on; a cancel or Ctrl-C stops it.
     """
     listener = listener or Listener()
-    results = []
     distribute.configure_threads(options.threads)  # before TensorFlow's first op
     strat = distribute.strategy(options.distribute, options.devices)  # multiworker: before any other op
     chief = distribute.is_chief(strat)
     if strat is not None:
         listener.notice(distribute.describe(strat, options.distribute, specs))
-    if not chief:  # a multi-worker cluster's other workers: the chief alone writes the user's store
-        store = Store(distribute.private_store_path())
+    with _writable_store(store, chief) as store:
+        return _run_each(specs, store, studies, listener, force, cancel, options, force_before, strat, chief)
+
+
+@contextlib.contextmanager
+def _writable_store(store: Store, chief: bool):
+    """The user's store, or for a multi-worker cluster's other workers (the chief alone writes
+    the user's store) a private one, removed afterwards: the chief holds the same results."""
+    if chief:
+        yield store
+        return
+    private = distribute.private_store_path()
+    try:
+        yield Store(private)
+    finally:
+        shutil.rmtree(private, ignore_errors=True)
+
+
+def _run_each(specs, store, studies, listener, force, cancel, options, force_before, strat, chief):
+    results = []
     # the data's content is part of each run's id: changed data is a new run, not a reuse
     specs = unique(identify_all(specs, options))  # a shared baseline runs once
     precision.check(specs)  # a precision this machine lacks fails before any run is claimed

@@ -4,14 +4,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import tempfile
-
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-# Preprocessing and synthetic-captcha caches go to a per-session folder, never ~/.cache.
-os.environ["KERASHW_CACHE"] = tempfile.mkdtemp(prefix="kerashw-test-cache-")
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _private_cache(tmp_path_factory):
+    """Preprocessing and synthetic-captcha caches go under this session's tmp_path, never
+    ~/.cache or a folder of their own in /tmp (which would outlive the suite). Set before
+    any test runs; subprocesses the tests start inherit it."""
+    os.environ["KERASHW_CACHE"] = str(tmp_path_factory.mktemp("kerashw-cache"))
 
 
 @pytest.fixture(scope="session")

@@ -9,12 +9,23 @@ from click.testing import CliRunner
 from kerashw.cli import main
 
 
-def test_help_does_not_import_tensorflow():
+def test_help_does_not_import_tensorflow(tmp_path):
+    from kerashw.store import Store
+
+    Store(tmp_path / "st")  # an empty store of our own: `results` reads it, it never trains
     code = ("import sys; from click.testing import CliRunner; from kerashw.cli import main; "
             "r = CliRunner().invoke(main, ['--help']); assert r.exit_code == 0, r.output; "
             "r = CliRunner().invoke(main, ['results', '--store', sys.argv[1]]); assert r.exit_code == 0, r.output; "
             "assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules, 'TF imported'")
-    subprocess.run([sys.executable, "-c", code, "/tmp/kerashw-help-test"], check=True)
+    subprocess.run([sys.executable, "-c", code, str(tmp_path / "st")], check=True)
+
+
+def test_results_on_a_missing_store_is_one_clear_error(tmp_path):
+    missing = tmp_path / "no-such-store"
+    r = CliRunner().invoke(main, ["results", "--store", str(missing)])
+    assert r.exit_code != 0 and "Traceback" not in r.output
+    assert str(missing) in r.output
+    assert not missing.exists()  # a reader creates nothing
 
 
 def test_list_shows_studies_and_params():
