@@ -9,12 +9,16 @@ running averages cover part of an epoch, so nothing of it is evaluated or stored
 """
 from __future__ import annotations
 
+import json
+import math
+import re
 import threading
 import time
+from pathlib import Path
 
 import keras
 
-from kerashw import distribute
+from kerashw import atomic, distribute
 from kerashw.listener import Listener
 
 SECONDS = "epoch_seconds"  # the log key of an epoch's training time
@@ -121,43 +125,92 @@ class CancelOnEvent(keras.callbacks.Callback):
             self.model.stop_training = True
 
 
-class BestWeights(keras.callbacks.ModelCheckpoint):
-    """Keras's ModelCheckpoint on val top-1, silent for an epoch cut short by a cancel
-    (it has no val_top1, and the stock callback warns about that)."""
+class WholeEpochCsv(keras.callbacks.CSVLogger):
+    """Keras's CSVLogger, silent for an epoch cut short by a cancel (its row would hold part
+    of an epoch, and the resume writes that epoch again)."""
 
-    def __init__(self, path: str, best_so_far: float | None = None):
-        super().__init__(path, monitor="val_top1", mode="max", save_best_only=True,
-                         save_weights_only=True, initial_value_threshold=best_so_far)
-
-    def on_epoch_end(self, epoch, logs=None):
-        if logs and self.monitor in logs:
-            super().on_epoch_end(epoch, logs)
-
-
-class Backup(keras.callbacks.BackupAndRestore):
-    """Keras's BackupAndRestore (weights and optimizer state after every epoch, restored by
-    the next fit), kept after an interrupted run so the next start resumes it, and not
-    written for an epoch cut short by a cancel."""
-
-    def __init__(self, backup_dir, cancel: threading.Event | None = None):
-        super().__init__(str(backup_dir), save_freq="epoch", delete_checkpoint=False)
+    def __init__(self, path: str, append: bool, cancel: threading.Event | None = None):
+        super().__init__(path, append=append)
         self.cancel = cancel
 
     def on_epoch_end(self, epoch, logs=None):
-        if not _cancelled(self.cancel):
+        if logs and not _cancelled(self.cancel):
             super().on_epoch_end(epoch, logs)
 
-    @staticmethod
-    def epochs_done(backup_dir) -> int:
-        """How many epochs the backup in `backup_dir` holds (0: none, start from scratch)."""
-        import json
-        from pathlib import Path
 
-        meta = Path(backup_dir) / "training_metadata.json"
-        weights = Path(backup_dir) / "latest.weights.h5"
-        if not (meta.exists() and weights.exists()):
-            return 0
-        try:
-            return int(json.loads(meta.read_text())["epoch"])
-        except (ValueError, KeyError, TypeError):
-            return 0  # a damaged backup: train from the start
+class BestWeights(keras.callbacks.Callback):
+    """The weights of the best epoch by val top-1 (the first of equals), written atomically
+    when an epoch beats `best_so_far`; silent for an epoch cut short by a cancel."""
+
+    monitor = "val_top1"
+
+    def __init__(self, path, best_so_far: float | None = None):
+        super().__init__()
+        self.path, self.best = Path(path), best_so_far
+
+    def on_epoch_end(self, epoch, logs=None):
+        value = (logs or {}).get(self.monitor)
+        if value is None or math.isnan(value) or (self.best is not None and value <= self.best):
+            return
+        self.best = value
+        with atomic.replacing(self.path) as tmp:
+            self.model.save_weights(str(tmp))
+
+
+class Backup(keras.callbacks.Callback):
+    """What an interrupted run resumes from: the weights and optimizer state after each whole
+    epoch, one file `epoch-NNNN.weights.h5` in `backup_dir`, written atomically, the epoch
+    count in its name. A signal, a crash or a full disk mid-write leaves the previous
+    epoch's backup whole, and the count can never disagree with the weights it names.
+    Restored at the start of fit; not written for an epoch cut short by a cancel."""
+
+    PATTERN = re.compile(r"epoch-(\d{4,})\.weights\.h5")
+
+    def __init__(self, backup_dir, cancel: threading.Event | None = None):
+        super().__init__()
+        self.dir, self.cancel = Path(backup_dir), cancel
+
+    def on_train_begin(self, logs=None):
+        path, _ = self.latest(self.dir)
+        if path is None:
+            return
+        if self.model.optimizer is not None and not self.model.optimizer.built:
+            self.model.optimizer.build(self.model.trainable_variables)
+        self.model.load_weights(str(path))
+
+    def on_epoch_end(self, epoch, logs=None):
+        if _cancelled(self.cancel):
+            return
+        self.dir.mkdir(parents=True, exist_ok=True)
+        path = self.dir / f"epoch-{epoch + 1:04d}.weights.h5"
+        with atomic.replacing(path) as tmp:
+            self.model.save_weights(str(tmp))
+        for old in self.dir.iterdir():  # only the newest is needed, and it is whole
+            if old != path and (self.PATTERN.fullmatch(old.name) or old.name in self.LEGACY):
+                old.unlink(missing_ok=True)
+
+    # the layout of Keras's BackupAndRestore, which kerashw used before: still resumed from
+    LEGACY = ("latest.weights.h5", "training_metadata.json", "latest.weights.h5.bkp", "training_metadata.json.bkp")
+
+    @classmethod
+    def latest(cls, backup_dir) -> tuple[Path | None, int]:
+        """The newest whole backup in `backup_dir` and its epoch count; (None, 0) for none."""
+        backup_dir = Path(backup_dir)
+        if not backup_dir.is_dir():
+            return None, 0
+        found = sorted((int(m.group(1)), backup_dir / m.group(0)) for m in
+                       (cls.PATTERN.fullmatch(p.name) for p in backup_dir.iterdir()) if m)
+        if found:
+            return found[-1][1], found[-1][0]
+        meta, weights = backup_dir / "training_metadata.json", backup_dir / "latest.weights.h5"
+        if meta.exists() and weights.exists():
+            try:
+                return weights, int(json.loads(meta.read_text())["epoch"])
+            except (ValueError, KeyError, TypeError):
+                pass  # a damaged old backup: train from the start
+        return None, 0
+
+    @classmethod
+    def epochs_done(cls, backup_dir) -> int:
+        """How many epochs the backup in `backup_dir` holds (0: none, start from scratch)."""
+        return cls.latest(backup_dir)[1]

@@ -27,6 +27,7 @@ class RichListener(Listener):
         )
         self.task = None
         self.prefix = ""
+        self.stored_interrupted: str | None = None  # the run a Ctrl-C was stored against
 
     def run_started(self, spec, index, total, params):
         self.prefix = f"run {index}/{total}"
@@ -58,6 +59,8 @@ class RichListener(Listener):
 
     def run_ended(self, result):
         self.stop_bar()
+        if result.status == "interrupted":
+            self.stored_interrupted = result.run_id
         colour = {"finished": "green", "diverged": "yellow"}.get(result.status, "red")
         extra = f": {escape(result.error)}" if result.error else ""
         self.console.print(f"[{colour}]{result.status}[/{colour}] {result.run_id} in "
@@ -103,13 +106,9 @@ def run_with_progress(console: Console, specs, store: Store, studies, *, force=F
     try:
         results = train.run_study(specs, store=store, studies=studies, listener=listener,
                                   force=force, options=options, force_before=force_before)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt:  # a signal outside the training loop, or a second Ctrl-C
         listener.stop_bar()
-        console.print("\n[yellow]Interrupted.[/yellow] The current run is stored as interrupted; "
-                      f"finished runs are kept in {escape(str(store.path))}.")
-        # the user's own command, every option kept, so the resume trains what was asked
-        console.print(f"Resume with: {shlex.join(['kerashw', *sys.argv[1:]])}  (finished runs are skipped)",
-                      markup=False)
+        _interrupted(console, store, listener.stored_interrupted)
         return 130
     except DataError as exc:
         listener.stop_bar()
@@ -119,5 +118,20 @@ def run_with_progress(console: Console, specs, store: Store, studies, *, force=F
     if rows:
         headers, table_rows = report.result_rows(rows, studies=False)
         console.print(report.rich_table(headers, table_rows, title="summary"))
+    if results and results[-1].status == "interrupted":  # a signal inside the training loop
+        _interrupted(console, store, results[-1].run_id)
+        return 130
     failed = [r for r in results if r.status == "failed"]
     return 1 if failed else 0
+
+
+def _interrupted(console: Console, store: Store, run_id: str | None) -> None:
+    """What was kept, and the user's own command, every option kept, so the resume trains what
+    was asked."""
+    if run_id:
+        what = f"Run {run_id} is stored as interrupted and resumes from its last whole epoch"
+    else:
+        what = "Nothing of the current run was stored (it had not started training)"
+    console.print(f"\n[yellow]Interrupted.[/yellow] {what}; finished runs are kept in {escape(str(store.path))}.")
+    console.print(f"Resume with: {shlex.join(['kerashw', *sys.argv[1:]])}  (finished runs are skipped)",
+                  markup=False)

@@ -18,14 +18,15 @@ from dataclasses import dataclass, field
 
 import keras
 
-from kerashw import __version__, distribute, precision, task as tasks
-from kerashw.callbacks import (Backup, BestWeights, CancelOnEvent, EpochProgress, EvaluateSplits, WorkerMean,
-                               StoreWriter)
+from kerashw import __version__, atomic, distribute, precision, task as tasks
+from kerashw.callbacks import (Backup, BestWeights, CancelOnEvent, EpochProgress, EvaluateSplits, StoreWriter,
+                               WholeEpochCsv, WorkerMean)
 from kerashw.config import DataError, RunSpec, TrainOptions, unique
 from kerashw.identity import identify, identify_all
 from kerashw.listener import Listener
 from kerashw.models import count_params, get_model
 from kerashw.claims import Claim
+from kerashw.stopping import signals_request_stop
 from kerashw.store import Store
 
 
@@ -50,9 +51,13 @@ def versions() -> dict:
 
 
 def steps_per_execution(steps: int) -> int:
-    """Run several steps per call to cut Keras's ~5 ms per-step overhead on CPU,
-    but keep about 50 progress updates per epoch. Epoch metrics stay exact."""
-    return max(1, min(32, steps // 50))
+    """Run several steps per call to cut Keras's ~5 ms per-step overhead on CPU, but keep
+    about 50 progress updates per epoch. Always a divisor of the epoch's steps: Keras takes
+    whole executions from the stream, so otherwise an epoch would end inside the next
+    epoch's shuffle and a resumed run (which restarts the stream at its epoch) would not
+    see the same batches as an unbroken one. Epoch metrics stay exact."""
+    most = max(1, min(32, steps // 50))
+    return next(k for k in range(most, 0, -1) if steps % k == 0)
 
 
 def _best_val(history: list[dict]) -> float | None:
@@ -186,7 +191,7 @@ def _train(spec, store, run_dir, studies, listener, cancel, index, total, option
         twin_fit.set_weights(trained.get_weights())
         return task.evaluate(twin_fit, ds)
     run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "spec.json").write_text(json.dumps(spec.to_dict(), indent=2))
+    atomic.write_text(run_dir / "spec.json", json.dumps(spec.to_dict(), indent=2))
     # an interrupted run resumes after its last whole epoch: the backup has its weights and
     # optimizer state, the store its epochs (kept), the data stream restarts at that epoch
     backup_dir = run_dir / "backup"
@@ -213,32 +218,51 @@ def _train(spec, store, run_dir, studies, listener, cancel, index, total, option
         store.log_epoch(run_id, record["epoch"], record["phase"], metrics,
                         samples=record["samples"], seconds=record["seconds"])
 
-    # 2. one epoch: the training steps, then these in order, sharing one logs dict
+    # 2. one epoch: the training steps, then these in order, sharing one logs dict. A signal
+    # during fit is a request to stop at the next step (kerashw.stopping): `stop` carries it
+    stop = cancel if cancel is not None else threading.Event()
     sizes = {"train": task.n_train, **{split: n for split, (_, n) in task.eval_sets.items()}}
     callbacks = [
         EpochProgress(listener, task.steps, spec.epochs),  # steps to the front end; epoch time
-        EvaluateSplits(evaluate, task.eval_sets, cancel),  # val_* and test_*: a full pass each
-        StoreWriter(write, task.to_record, sizes, spec.epochs, listener, cancel),  # store + front end
+        EvaluateSplits(evaluate, task.eval_sets, stop),  # val_* and test_*: a full pass each
+        StoreWriter(write, task.to_record, sizes, spec.epochs, listener, stop),  # store + front end
         keras.callbacks.TerminateOnNaN(),
-        keras.callbacks.CSVLogger(str(run_dir / "metrics.csv"), append=bool(done)),
-        BestWeights(str(run_dir / "best.weights.h5"), _best_val(history)),  # best val top-1
+        WholeEpochCsv(str(run_dir / "metrics.csv"), append=bool(done), cancel=stop),
+        BestWeights(run_dir / "best.weights.h5", _best_val(history)),  # best val top-1
     ]
     if options.distribute == "multiworker":
         callbacks.insert(0, WorkerMean(strat))  # first: the others read the averaged logs
     if resumable:
-        callbacks.append(Backup(backup_dir, cancel))  # last: after the epoch is stored, resume from it
-    if cancel is not None:
-        callbacks.append(CancelOnEvent(cancel))
+        callbacks.append(Backup(backup_dir, stop))  # last: after the epoch is stored, resume from it
+    callbacks.append(CancelOnEvent(stop))
     if options.tensorboard:
         callbacks.append(keras.callbacks.TensorBoard(log_dir=str(run_dir / "tensorboard")))
+
+    def requested():
+        listener.notice(f"stopping run {run_id} after the current step; it is stored as interrupted and "
+                        "resumes from its last whole epoch (Ctrl-C again to stop at once)")
 
     # 3. fit, then the run's status from what happened
     status, error = "finished", None
     try:
-        stream = task.train(start_epoch=done)
-        _build_state(fit_model, stream)
-        fit_model.fit(stream, epochs=spec.epochs, steps_per_epoch=task.steps, callbacks=callbacks,
-                      verbose=0, shuffle=False)
+        with signals_request_stop(stop, requested):
+            stream = task.train(start_epoch=done)
+            _build_state(fit_model, stream)
+            fit_model.fit(stream, epochs=spec.epochs, initial_epoch=done, steps_per_epoch=task.steps,
+                          callbacks=callbacks, verbose=0, shuffle=False)
+            if _diverged(history):
+                status = "diverged"
+            elif len({r["epoch"] for r in history}) < spec.epochs:
+                status = "interrupted"  # a stop request, or fit returned early without a cause we know
+            # 4. a finished run keeps its model and the task's extras (captcha: test confusion)
+            if status == "finished":
+                if twin is not None:  # the saved and exported model is a one-device model
+                    twin.set_weights(model.get_weights())
+                    model = twin
+                with atomic.replacing(run_dir / "model.keras") as tmp:
+                    model.save(tmp)
+                for name, value in (task.finalize(model) if task.finalize else {}).items():
+                    atomic.write_text(run_dir / f"{name}.json", json.dumps(value))
     except KeyboardInterrupt:
         _finish(store, run_id, "interrupted", started, history, params, spec, listener, None)
         raise
@@ -247,23 +271,10 @@ def _train(spec, store, run_dir, studies, listener, cancel, index, total, option
         _finish(store, run_id, "failed", started, history, params, spec, listener,
                 error + "\n" + traceback.format_exc(limit=5))
         raise
-    if _diverged(history):
-        status = "diverged"
-    elif cancel is not None and cancel.is_set():
-        status = "interrupted"
-    elif len({r["epoch"] for r in history}) < spec.epochs:
-        status = "interrupted"  # fit returned early without a cause we know
+    result = _finish(store, run_id, status, started, history, params, spec, listener, error)
     if status != "interrupted":
         shutil.rmtree(backup_dir, ignore_errors=True)  # only an interrupted run is resumed
-    # 4. a finished run keeps its model and the task's extras (captcha: test confusion)
-    if status == "finished":
-        if twin is not None:  # the saved and exported model is a one-device model
-            twin.set_weights(model.get_weights())
-            model = twin
-        model.save(run_dir / "model.keras")
-        for name, value in (task.finalize(model) if task.finalize else {}).items():
-            (run_dir / f"{name}.json").write_text(json.dumps(value))
-    return _finish(store, run_id, status, started, history, params, spec, listener, error)
+    return result
 
 
 def _finish(store, run_id, status, started, history, params, spec, listener, error) -> RunResult:

@@ -455,3 +455,120 @@ def test_a_full_disk_marks_the_run_failed_with_the_reason(store, tiny_mnist, mon
 def test_an_mnist_training_split_under_one_batch_is_refused(store, tiny_mnist):
     with pytest.raises(DataError, match="fewer than one batch of 64"):
         train.run(RunSpec(epochs=1, limit=10), store=store, options=TrainOptions(mnist=str(tiny_mnist)))
+
+
+# -- 5. signals and the backup: a resume is exact whenever the stop came ------------------
+
+
+def _numbers(records):  # all but the wall-clock time
+    return [{k: v for k, v in r.items() if k != "seconds"} for r in records]
+
+
+class SignalAtStep(Listener):
+    """Sends this process a real signal at one step of one epoch (as Ctrl-C or kill would)."""
+
+    def __init__(self, epoch, step, sig=signal.SIGINT):
+        self.epoch, self.at, self.sig, self.now, self.notices = epoch, step, sig, 0, []
+
+    def epoch_started(self, epoch, epochs, steps):
+        self.now = epoch
+
+    def step(self, step, steps):
+        if (self.now, step) == (self.epoch, self.at):
+            os.kill(os.getpid(), self.sig)
+
+    def notice(self, text):
+        self.notices.append(text)
+
+
+@pytest.mark.slow
+def test_a_signal_at_any_step_or_inside_the_backup_write_resumes_exactly(tmp_path, tiny_mnist, monkeypatch):
+    """A first SIGINT/SIGTERM during fit is a request: the run stops at the next step, is
+    stored interrupted and resumes to the unbroken run's numbers. A second signal (a
+    KeyboardInterrupt raised anywhere) inside the backup's weight write, at every point of
+    it, leaves the previous epoch's backup whole, and the resume is exact too."""
+    import keras
+
+    options = TrainOptions(mnist=str(tiny_mnist))
+    spec = RunSpec(epochs=3, limit=256, lr=0.01)
+    unbroken_store = Store(tmp_path / "unbroken")
+    whole = train.run(spec, store=unbroken_store, options=options)
+    expected = _numbers(unbroken_store.epochs(whole.run_id))
+
+    def resume_and_check(store):
+        resumed = train.run(spec, store=store, options=options)
+        assert resumed.status == "finished"
+        assert _numbers(store.epochs(whole.run_id)) == expected
+
+    # first signals at several steps of epochs 1 and 2 (4 steps an epoch), both kinds
+    for i, (epoch, step, sig) in enumerate([(1, 1, signal.SIGINT), (2, 4, signal.SIGTERM), (2, 2, signal.SIGINT)]):
+        store = Store(tmp_path / f"sig{i}")
+        listener = SignalAtStep(epoch, step, sig)
+        result = train.run(spec, store=store, options=options, listener=listener)
+        assert result.status == "interrupted" and any("stopping run" in n for n in listener.notices)
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the handler is put back
+        resume_and_check(store)
+
+    # a KeyboardInterrupt at each point of epoch 2's backup write: before the file is written,
+    # after a cut (half-written) file, and once the whole file is written but not yet renamed
+    real_save = keras.Model.save_weights
+    for where in ("before", "cut", "written"):
+        calls = []
+
+        def save_weights(model, filepath, *args, **kwargs):
+            calls.append(filepath)
+            is_backup = "backup" in str(filepath) and "epoch-0002" in str(filepath)
+            if is_backup and where == "before":
+                raise KeyboardInterrupt
+            real_save(model, filepath, *args, **kwargs)
+            if is_backup and where == "cut":
+                data = open(filepath, "rb").read()
+                open(filepath, "wb").write(data[: len(data) // 2])
+                raise KeyboardInterrupt
+            if is_backup and where == "written":
+                raise KeyboardInterrupt
+
+        monkeypatch.setattr(keras.Model, "save_weights", save_weights)
+        store = Store(tmp_path / f"write-{where}")
+        with pytest.raises(KeyboardInterrupt):
+            train.run(spec, store=store, options=options)
+        monkeypatch.setattr(keras.Model, "save_weights", real_save)
+        backup = store.run_dir(whole.run_id) / "backup"
+        assert sorted(p.name for p in backup.iterdir()) == ["epoch-0001.weights.h5"], where  # whole, nothing cut
+        assert store.get(whole.run_id).status == "interrupted"
+        resume_and_check(store)
+
+
+def test_an_old_style_backup_still_resumes(tmp_path):
+    """Runs interrupted before the atomic backup (Keras's BackupAndRestore layout) keep their place."""
+    from kerashw.callbacks import Backup
+
+    (tmp_path / "latest.weights.h5").write_bytes(b"x")
+    (tmp_path / "training_metadata.json").write_text('{"epoch": 3, "batch": 0}')
+    assert Backup.epochs_done(tmp_path) == 3
+    (tmp_path / "epoch-0004.weights.h5").write_bytes(b"x")
+    assert Backup.latest(tmp_path) == (tmp_path / "epoch-0004.weights.h5", 4)
+    assert Backup.epochs_done(tmp_path / "none") == 0
+
+
+def test_steps_per_execution_divides_the_epoch():
+    from kerashw.train import steps_per_execution
+
+    for steps in (1, 7, 49, 50, 103, 150, 188, 1000, 1601, 4096):
+        k = steps_per_execution(steps)
+        assert 1 <= k <= 32 and steps % k == 0, (steps, k)
+    assert steps_per_execution(1600) == 32 and steps_per_execution(188) == 2
+
+
+@pytest.mark.slow
+def test_resume_is_exact_when_steps_are_not_a_multiple_of_the_old_execution_size(store, tiny_mnist, tmp_path):
+    """103 steps an epoch (412 images at batch 4): Keras used to take 2 steps a call, 104 a
+    epoch, so an unbroken run's epoch 2 began inside epoch 1's successor's shuffle."""
+    options = TrainOptions(mnist=str(tiny_mnist))
+    spec = RunSpec(epochs=2, limit=412, batch_size=4, lr=0.01)
+    unbroken = Store(tmp_path / "unbroken")
+    whole = train.run(spec, store=unbroken, options=options)
+    with pytest.raises(KeyboardInterrupt):
+        train.run(spec, store=store, options=options, listener=CtrlCAtEpoch(2))
+    train.run(spec, store=store, options=options)
+    assert _numbers(store.epochs(whole.run_id)) == _numbers(unbroken.epochs(whole.run_id))
