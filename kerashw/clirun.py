@@ -9,7 +9,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from kerashw import precision, report, train
+from kerashw import distribute, precision, report, train
 from kerashw.identity import identify_all
 from kerashw.listener import Listener
 from kerashw.config import DataError, TrainOptions
@@ -113,6 +113,10 @@ def run_with_progress(console: Console, specs, store: Store, studies, *, force=F
     except DataError as exc:
         listener.stop_bar()
         console.print(f"[red]data error:[/red] {escape(str(exc))}")
+        return 2
+    except distribute.SetupError as exc:
+        listener.stop_bar()
+        console.print(f"[red]not on this machine:[/red] {escape(str(exc))}")
         return 2
     rows = store.runs(ids=[r.run_id for r in results])
     if rows:

@@ -35,6 +35,10 @@ def configure_threads(threads: int | None) -> None:
         pass
 
 
+class SetupError(ValueError):
+    """--distribute or --devices asks for what this machine or cluster does not have."""
+
+
 @functools.cache
 def strategy(mode: str | None, devices: tuple[str, ...] | None = None):
     """The process's strategy, made once (MultiWorkerMirroredStrategy must be created
@@ -44,15 +48,48 @@ def strategy(mode: str | None, devices: tuple[str, ...] | None = None):
     import tensorflow as tf
 
     if mode == "mirrored":
-        return tf.distribute.MirroredStrategy(list(devices) if devices else None)
+        return tf.distribute.MirroredStrategy(check_devices(devices) if devices else None)
     if mode == "multiworker":
-        if "TF_CONFIG" not in os.environ:
-            raise ValueError("--distribute multiworker needs the TF_CONFIG environment variable "
-                             "(the cluster's workers and this worker's task; README, 'More than one machine')")
+        _check_tf_config()
         strat = tf.distribute.MultiWorkerMirroredStrategy()
         _keras_multiworker_fixes()
         return strat
-    raise ValueError(f"Unknown --distribute {mode!r}. Known: mirrored, multiworker")
+    raise SetupError(f"Unknown --distribute {mode!r}. Known: mirrored, multiworker")
+
+
+def check_devices(devices) -> list[str]:
+    """Each device must be one TensorFlow has here: a missing one (/cpu:1 on a machine with
+    one logical CPU) made the first step wait forever."""
+    import tensorflow as tf
+
+    have = {(d.device_type, int(d.name.rsplit(":", 1)[1])): d.name for d in tf.config.list_logical_devices()}
+    for name in devices:
+        try:
+            spec = tf.DeviceSpec.from_string(name)
+        except (ValueError, TypeError) as exc:
+            raise SetupError(f"--devices {name!r} is not a device name ({exc}); want e.g. /gpu:0 or /cpu:0") from None
+        key = ((spec.device_type or "").upper(), spec.device_index if spec.device_index is not None else 0)
+        if key not in have:
+            raise SetupError(f"--devices {name!r}: no such device here; this machine has "
+                             f"{', '.join(sorted(have.values()))}")
+    return list(devices)
+
+
+def _check_tf_config() -> None:
+    raw = os.environ.get("TF_CONFIG")
+    if not raw:
+        raise SetupError("--distribute multiworker needs the TF_CONFIG environment variable "
+                         "(the cluster's workers and this worker's task; README, 'More than one machine')")
+    try:
+        config = json.loads(raw)
+        workers = config["cluster"]["worker"]
+        task = config["task"]
+        ok = isinstance(workers, list) and task["type"] in ("worker", "chief") and isinstance(task["index"], int)
+    except (ValueError, KeyError, TypeError):
+        ok = False
+    if not ok:
+        raise SetupError(f"TF_CONFIG is {raw!r}; want JSON like {{\"cluster\": {{\"worker\": [\"host:port\", ...]}}, "
+                         "\"task\": {\"type\": \"worker\", \"index\": 0}}")
 
 
 def is_chief(strat) -> bool:

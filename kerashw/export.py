@@ -8,11 +8,13 @@ variants are OpenCV code; `predict` runs that same code (kerashw.captcha.preproc
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
 
 from kerashw import __version__
+from kerashw.images import UnreadableImage, display_name, read_bgr
 from kerashw.store import RunRow, Store
 
 TOLERANCE = 1e-5
@@ -47,9 +49,11 @@ def export_run(store: Store, row: RunRow, out: str | Path | None = None, weights
 
     run_dir = store.run_dir(row.id)
     model_file = run_dir / "model.keras"
-    if row.status != "finished" or not model_file.exists():
-        raise ExportError(f"run {row.id} is {row.status}; only finished runs have a saved model "
-                          f"({model_file} {'exists' if model_file.exists() else 'is missing'})")
+    if row.status != "finished":
+        raise ExportError(f"run {row.id} is {row.status}; only finished runs have a saved model")
+    if not model_file.exists():
+        raise ExportError(f"run {row.id} is finished but its saved model {model_file} is missing (the run "
+                          f"folder was moved or deleted); train it again with --force")
     best_file = run_dir / "best.weights.h5"
     if weights == "best" and not best_file.exists():
         raise ExportError(f"run {row.id} has no best-val checkpoint ({best_file} is missing: "
@@ -60,6 +64,7 @@ def export_run(store: Store, row: RunRow, out: str | Path | None = None, weights
         raise ExportError(f"{out} is a file; -o takes a folder (new or empty)")
     if out.exists() and any(out.iterdir()):
         raise ExportError(f"{out} exists and is not empty; choose another -o or remove it")
+    _check_writable(out)
     model = keras.saving.load_model(model_file, compile=False)
     if weights == "best":
         model.load_weights(best_file)
@@ -83,6 +88,13 @@ def export_run(store: Store, row: RunRow, out: str | Path | None = None, weights
     }
     (out / META).write_text(json.dumps(meta, indent=2))
     return out
+
+
+def _check_writable(out: Path) -> None:
+    """Before the minutes of loading and exporting: can `out` be made and written?"""
+    parent = next((p for p in (out, *out.parents) if p.exists()), Path("."))
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise ExportError(f"{out}: cannot write there ({parent} is not writable); choose another -o")
 
 
 def _reload_check(out: Path, model, x: np.ndarray):
@@ -144,13 +156,34 @@ def check_metadata(meta: dict, loaded, meta_file: Path) -> None:
     from kerashw.captcha.constants import HEADS
     from kerashw.captcha.preprocess import CHANNELS
 
-    missing = [k for k in ("task", "input_shape", "alphabet", "outputs") if k not in meta]
+    if not isinstance(meta, dict):
+        raise ExportError(f"{meta_file}: want a JSON object, got {type(meta).__name__}")
+    kinds = {"task": str, "input_shape": list, "alphabet": str, "outputs": list}
+    missing = [k for k in kinds if k not in meta]
     if missing:
         raise ExportError(f"{meta_file}: missing {missing}")
+    for key, kind in kinds.items():
+        if not isinstance(meta[key], kind):
+            raise ExportError(f"{meta_file}: {key} is {meta[key]!r}; want a JSON {kind.__name__.replace('str', 'string')}")
+    if meta["task"] not in ("mnist", "captcha"):
+        raise ExportError(f"{meta_file}: unknown task {meta['task']!r}; want mnist or captcha")
+    if meta["alphabet"] != _alphabet(meta["task"]):  # the classes' order the model was trained with
+        raise ExportError(f"{meta_file}: alphabet {meta['alphabet']!r} is not the {meta['task']} model's "
+                          f"{_alphabet(meta['task'])!r}; predictions would be decoded as other symbols")
+    spec_pre = (meta.get("spec") or {}).get("preprocess") if isinstance(meta.get("spec"), dict) else None
+    if meta["task"] == "captcha" and spec_pre is not None and meta.get("preprocess") != spec_pre:
+        raise ExportError(f"{meta_file}: preprocess {meta.get('preprocess')!r} but the run trained on "
+                          f"{spec_pre!r} (its spec); predict must preprocess as training did")
     serve = loaded.signatures.get("serving_default")
     if serve is None:
         raise ExportError(f"{meta_file.parent}: the SavedModel has no serving signature")
-    (spec,) = serve.structured_input_signature[1].values()
+    inputs = list(serve.structured_input_signature[1].values())
+    if len(inputs) != 1:
+        raise ExportError(f"{meta_file.parent}: the SavedModel takes {len(inputs)} inputs; a kerashw model takes one")
+    (spec,) = inputs
+    if meta["task"] == "mnist" and list(spec.shape[1:]) != [28, 28]:
+        raise ExportError(f"{meta_file.parent}: task mnist, but the SavedModel takes {list(spec.shape[1:])} "
+                          "images; an MNIST model takes 28x28")
     if list(spec.shape[1:]) != list(meta["input_shape"]):
         raise ExportError(f"{meta_file}: input_shape {meta['input_shape']} but the SavedModel takes "
                           f"{list(spec.shape[1:])}")
@@ -158,11 +191,9 @@ def check_metadata(meta: dict, loaded, meta_file: Path) -> None:
     if meta["task"] == "captcha":
         if sorted(widths) != sorted(HEADS):
             raise ExportError(f"{meta_file}: task captcha, but the SavedModel's outputs are {sorted(widths)}")
-        if meta.get("preprocess") not in CHANNELS or CHANNELS[meta["preprocess"]] != meta["input_shape"][-1]:
+        if not isinstance(meta.get("preprocess"), str) or meta["preprocess"] not in CHANNELS or CHANNELS[meta["preprocess"]] != meta["input_shape"][-1]:
             raise ExportError(f"{meta_file}: preprocess {meta.get('preprocess')!r} does not give "
                               f"{meta['input_shape'][-1]}-channel input; known: {sorted(CHANNELS)}")
-    elif meta["task"] != "mnist":
-        raise ExportError(f"{meta_file}: unknown task {meta['task']!r}; want mnist or captcha")
     width = max(widths.values())
     if len(meta["alphabet"]) != width or len(set(meta["alphabet"])) != width:
         raise ExportError(f"{meta_file}: alphabet {meta['alphabet']!r} has {len(set(meta['alphabet']))} distinct "
@@ -176,11 +207,9 @@ def prepare_image(file: str | Path, meta: dict) -> np.ndarray:
     from kerashw.captcha import preprocess
 
     try:
-        img = cv2.imread(str(file), cv2.IMREAD_COLOR)
-    except cv2.error as exc:  # e.g. over OpenCV's pixel limit
-        raise ExportError(f"{file}: OpenCV cannot decode it ({str(exc).strip().splitlines()[-1]})") from None
-    if img is None:
-        raise ExportError(f"{file}: cannot read this image (missing, corrupt, or not jpg/png/bmp)")
+        img = read_bgr(file)
+    except UnreadableImage as why:
+        raise ExportError(f"{display_name(file)}: cannot read this image ({why})") from None
     if meta["task"] == "mnist":
         gray = cv2.resize(cv2.cvtColor(img, cv2.COLOR_BGR2GRAY), (28, 28), interpolation=cv2.INTER_AREA)
         return gray.astype("float32") / 255.0

@@ -60,12 +60,14 @@ assert set(TASK_MODULES) == set(TASKS)
 def strict_top_k(k: int = 3, name: str = "top3"):
     """Top-k accuracy with ties counted against the model: a hit needs fewer than k other
     classes scored at least as high as the true one. Keras's top-k counts a tie as a hit,
-    so a collapsed model (every class equal) scored 100 % top-3; here it scores 0."""
+    so a collapsed model (every class equal) scored 100 % top-3; here it scores 0, and so
+    does a model whose scores are NaN."""
 
     def strict_top_k_hit(y_true, y_pred):
         y = keras.ops.reshape(keras.ops.cast(y_true, "int32"), (-1, 1))
         true_score = keras.ops.take_along_axis(y_pred, y, axis=-1)
-        rivals = keras.ops.sum(keras.ops.cast(y_pred >= true_score, "float32"), axis=-1) - 1.0
+        # "not below" rather than ">=": a NaN score (a diverged model) is a rival, never a miss of one
+        rivals = keras.ops.sum(keras.ops.cast(keras.ops.logical_not(y_pred < true_score), "float32"), axis=-1) - 1.0
         return keras.ops.cast(rivals < k, "float32")
 
     return keras.metrics.MeanMetricWrapper(strict_top_k_hit, name=name)

@@ -8,7 +8,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 ORDER = [
-    "kerashw", "kerashw.config", "kerashw.listener", "kerashw.stdio", "kerashw.atomic", "kerashw.stopping", "kerashw.parallel", "kerashw.precision", "kerashw.distribute",
+    "kerashw", "kerashw.config", "kerashw.images", "kerashw.listener", "kerashw.stdio", "kerashw.atomic", "kerashw.stopping", "kerashw.parallel", "kerashw.precision", "kerashw.distribute",
     "kerashw.claims", "kerashw.store", "kerashw.studies", "kerashw.task", "kerashw.pipeline",
     "kerashw.mnist", "kerashw.mnist.source", "kerashw.mnist.task",
     "kerashw.captcha", "kerashw.captcha.constants", "kerashw.captcha.synth", "kerashw.captcha.preprocess",

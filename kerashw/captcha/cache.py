@@ -11,18 +11,10 @@ import numpy as np
 
 from kerashw.captcha import preprocess
 from kerashw.captcha.constants import HEADS, HEIGHT, LENGTH, WIDTH
-from kerashw.captcha.folders import Item, cache_dir, encode, source_items, split_counts
+from kerashw.captcha.folders import Item, cache_dir, content_digest, encode, source_items, split_counts
 from kerashw.config import DataError
+from kerashw.images import UnreadableImage, display_name, read_bgr
 from kerashw.pipeline import Split, subsample
-
-
-def fingerprint(items: list[Item]) -> str:
-    """Changes when a file, its size, mtime or label changes."""
-    h = hashlib.sha256()
-    for it in items:
-        st = it.path.stat() if it.path.exists() else None
-        h.update(f"{it.path.name}|{it.label}|{st and st.st_size}|{st and int(st.st_mtime)}\n".encode())
-    return h.hexdigest()[:16]
 
 
 def _preprocess_chunk(args):
@@ -32,15 +24,12 @@ def _preprocess_chunk(args):
     out, bad = [], []
     for p in paths:
         try:
-            img = cv2.imread(str(p), cv2.IMREAD_COLOR)
-            why = "missing, corrupt or not jpg/png"
-        except cv2.error as exc:  # e.g. a header over OpenCV's pixel limit
-            img, why = None, f"OpenCV: {str(exc).strip().splitlines()[-1]}"
-        if img is None:
+            img = read_bgr(p)
+        except UnreadableImage as why:
             if not skip_bad:
-                raise DataError(f"{p}: cannot read this image ({why}); "
-                                "fix or remove it, or pass --skip-bad to skip unreadable images")
-            bad.append(str(p))
+                raise DataError(f"{display_name(p)}: cannot read this image ({why}); "
+                                "fix or remove it, or pass --skip-bad to skip unreadable images") from None
+            bad.append(display_name(p))
             out.append(None)
             continue
         out.append(fn(img))
@@ -49,7 +38,7 @@ def _preprocess_chunk(args):
 
 def preprocessed(items: list[Item], variant: str, *, skip_bad=False, progress=None) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """(images uint8 (N,50,130,C), labels int (N,4), skipped paths), cached on disk."""
-    key = hashlib.sha256(json.dumps([fingerprint(items), variant, preprocess.VERSION,
+    key = hashlib.sha256(json.dumps([content_digest([("images", items)]), variant, preprocess.VERSION,
                                      preprocess.PARAMS, skip_bad]).encode()).hexdigest()[:20]
     path = cache_dir() / "preprocessed" / f"{variant}-{key}.npz"
     if path.exists():

@@ -23,10 +23,6 @@ def encode(label: str, where: str = "label") -> list[int]:
     return [ALPHABET.index(c) for c in text]
 
 
-def decode(indices) -> str:
-    return "".join(ALPHABET[int(i)] for i in indices)
-
-
 @dataclass(frozen=True)
 class Item:
     path: Path
@@ -57,10 +53,11 @@ def read_labelled_folder(folder: Path) -> list[Item]:
             if len(row) < 2:
                 raise DataError(f"{labels_csv} line {lineno}: want 'filename,label', got {row}")
             name = row[0].strip()
-            if name in seen:  # the same image twice would sit in two splits, or carry two labels
-                raise DataError(f"{labels_csv} lines {seen[name]} and {lineno} both list {name!r}; "
+            key = os.path.normpath(name)  # ./x.jpg and x.jpg are one file
+            if key in seen:  # the same image twice would sit in two splits, or carry two labels
+                raise DataError(f"{labels_csv} lines {seen[key]} and {lineno} both list {key!r}; "
                                 "each image may be listed once")
-            seen[name] = lineno
+            seen[key] = lineno
             encode(row[1], f"{labels_csv} line {lineno}")
             items.append(Item(folder / name, row[1].strip().upper()))
     else:
@@ -69,8 +66,14 @@ def read_labelled_folder(folder: Path) -> list[Item]:
                 encode(p.stem, str(p))
                 items.append(Item(p, p.stem.upper()))
     if not items:
-        raise DataError(f"{folder}: no labelled images (jpg/png) found")
+        splits = [p for p in SPLITS if (folder / p).is_dir()]
+        hint = (f"; it has {'/'.join(splits)}/ subfolders: give the folder above, with all of "
+                f"{'/'.join(SPLITS)}/" if splits else "")
+        raise DataError(f"{folder}: no labelled images (jpg/png) found{hint}")
     return items
+
+
+SPLITS = ("train", "val", "test")  # a folder with these three subfolders is split already
 
 
 def cache_dir() -> Path:
@@ -99,20 +102,34 @@ def source_items(data: str | None, seed: int = 0, progress=None,
         folder = cache_dir() / f"synthetic-v{SYNTHETIC_VERSION}-{SYNTH_COUNT}-seed0"
         return read_labelled_folder(synth.ensure_synthetic(folder, SYNTH_COUNT, 0, progress))
     root = Path(data).expanduser()
-    subs = {p: root / p for p in ("train", "val", "test")}
-    if all(d.is_dir() for d in subs.values()):
+    subs = {p: root / p for p in SPLITS}
+    present = [p for p, d in subs.items() if d.is_dir()]
+    if present and len(present) < len(SPLITS) and not _has_images(root):
+        missing = [p for p in SPLITS if p not in present]
+        raise DataError(f"{root}: has {'/'.join(present)}/ but no {'/'.join(missing)}/; a split folder needs "
+                        f"all of {'/'.join(SPLITS)}/, or put every image in one folder (split 4:1:3, or --split)")
+    if len(present) == len(SPLITS):
         if extra and (root / "extra").is_dir():
             subs["extra"] = root / "extra"
         return {p: read_labelled_folder(d) for p, d in subs.items()}
     return read_labelled_folder(root)
 
 
+def _has_images(folder: Path) -> bool:
+    return (folder / "labels.csv").exists() or any(p.suffix.lower() in IMAGE_SUFFIXES for p in folder.iterdir())
+
+
 def fingerprint(spec, options=None, *, fetch: bool = True) -> str:
     """The content of a captcha folder: each image's bytes, name and label, and how the
-    folder is laid out (one folder, or train/val/test). Cached by the files' sizes and
-    mtimes, so an unchanged folder is not read again."""
+    folder is laid out (one folder, or train/val/test)."""
     src = source_items(spec.data, extra=spec.extra)
-    groups = sorted(src.items()) if isinstance(src, dict) else [("all", src)]
+    return content_digest(sorted(src.items()) if isinstance(src, dict) else [("all", src)])
+
+
+def content_digest(groups: list[tuple[str, list[Item]]]) -> str:
+    """A digest of each group's images: the group, each file's name, label and bytes (the
+    run id's, and the preprocessing cache's key, so both change with the pixels). Cached by
+    the files' sizes and nanosecond mtimes, so unchanged files are read once."""
     listing = []
     for group, items in groups:
         for it in items:
@@ -126,7 +143,7 @@ def fingerprint(spec, options=None, *, fetch: bool = True) -> str:
     for group, items in groups:
         for it in items:
             body = it.path.read_bytes() if it.path.exists() else b"<missing>"
-            h.update(f"{group}|{it.path.name}|{it.label}|".encode())
+            h.update(group.encode() + b"|" + os.fsencode(it.path.name) + f"|{it.label}|".encode())
             h.update(hashlib.sha256(body).digest())
     digest = "captcha-" + h.hexdigest()[:16]
     cached.parent.mkdir(parents=True, exist_ok=True)
@@ -134,3 +151,4 @@ def fingerprint(spec, options=None, *, fetch: bool = True) -> str:
     tmp.write_text(digest)
     os.replace(tmp, cached)
     return digest
+

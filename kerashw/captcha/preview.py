@@ -11,6 +11,7 @@ from kerashw.captcha import preprocess
 from kerashw.captcha.constants import HEIGHT, WIDTH
 from kerashw.captcha.folders import source_items
 from kerashw.config import DataError
+from kerashw.images import UnreadableImage, display_name, read_bgr
 
 SCALE = 2  # 50x130 is small on screen
 
@@ -35,9 +36,10 @@ def preview_grid(data: str | None, n: int = 8, seed: int = 0) -> np.ndarray:
         cv2.putText(header, name, (120 + k * WIDTH * SCALE + 8, 17), cv2.FONT_HERSHEY_SIMPLEX, 0.55, (0, 0, 0), 1)
     rows.append(header)
     for it in picks:
-        bgr = cv2.imread(str(it.path))
-        if bgr is None:
-            raise DataError(f"{it.path}: cannot read this image")
+        try:
+            bgr = read_bgr(it.path)
+        except UnreadableImage as why:
+            raise DataError(f"{display_name(it.path)}: cannot read this image ({why})") from None
         tiles = [_tile(cv2.cvtColor(preprocess.original(bgr), cv2.COLOR_RGB2BGR)),
                  _tile(255 - preprocess.denoise(bgr)),  # ink shown dark, as in the source
                  _tile(preprocess.denoise2(bgr))]

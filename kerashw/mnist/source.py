@@ -75,7 +75,14 @@ def validate_mnist(arrays: dict, source: Path) -> dict:
             raise DataError(f"{source}: x_{split} has dtype {x.dtype}, want uint8 pixels 0-255")
         if y.ndim != 1 or len(y) != len(x):
             raise DataError(f"{source}: y_{split} has shape {y.shape}, want ({len(x)},) to match x_{split}")
-        if len(y) and (y.min() < 0 or y.max() > 9):
+        if len(x) == 0:
+            raise DataError(f"{source}: x_{split} holds no images; want at least one")
+        whole = y.dtype.kind in "iu" or (y.dtype.kind == "f" and np.isfinite(y) & (y == np.round(y)))
+        if not np.all(whole):  # strings, objects, 3.5 or NaN would be cut to some digit silently
+            bad = y[~whole][0] if y.dtype.kind == "f" else y[0]
+            raise DataError(f"{source}: y_{split} has dtype {y.dtype} (for example {getattr(bad, "item", lambda: bad)()!r}); "
+                            "want integer labels 0..9")
+        if y.min() < 0 or y.max() > 9:
             raise DataError(f"{source}: y_{split} holds labels {int(y.min())}..{int(y.max())}, want 0..9")
         out[f"x_{split}"], out[f"y_{split}"] = x, y.astype(np.int64)
     return out
