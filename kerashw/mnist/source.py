@@ -79,8 +79,8 @@ def validate_mnist(arrays: dict, source: Path) -> dict:
             raise DataError(f"{source}: x_{split} holds no images; want at least one")
         whole = y.dtype.kind in "iu" or (y.dtype.kind == "f" and np.isfinite(y) & (y == np.round(y)))
         if not np.all(whole):  # strings, objects, 3.5 or NaN would be cut to some digit silently
-            bad = y[~whole][0] if y.dtype.kind == "f" else y[0]
-            raise DataError(f"{source}: y_{split} has dtype {y.dtype} (for example {getattr(bad, "item", lambda: bad)()!r}); "
+            bad = (y[~whole] if y.dtype.kind == "f" else y)[:1].tolist()[0]
+            raise DataError(f"{source}: y_{split} has dtype {y.dtype} (for example {bad!r}); "
                             "want integer labels 0..9")
         if y.min() < 0 or y.max() > 9:
             raise DataError(f"{source}: y_{split} holds labels {int(y.min())}..{int(y.max())}, want 0..9")
