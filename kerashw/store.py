@@ -136,6 +136,9 @@ class Store(Claims):
             raise StoreError(f"cannot create the results folder {folder}: {exc.strerror}") from None
         if self.path.exists():
             self._check_kerashw()  # another program's SQLite file is refused, never given our tables
+            if not self.writable(self.path):
+                raise StoreError(f"{self.path} is read-only to you (SQLite needs to write the file and "
+                                 f"its folder); read it with kerashw results --store, or train with another --store")
         self._ensure_wal()
         with self._connect() as con:
             con.executescript(SCHEMA)
@@ -181,6 +184,11 @@ class Store(Claims):
         if tables and not RUN_COLUMNS <= columns:
             raise StoreError(f"{self.path} is not a kerashw results store: it has tables "
                              f"{sorted(tables)[:6]} but no kerashw runs table; choose another --store")
+
+    @staticmethod
+    def writable(path: Path) -> bool:
+        """Can this process write the store file and its folder (SQLite's -wal and -shm)?"""
+        return os.access(path, os.W_OK) and os.access(path.parent, os.W_OK | os.X_OK)
 
     @staticmethod
     def resolve(path: str | os.PathLike | None) -> Path:
@@ -334,16 +342,24 @@ class Store(Claims):
             for rid, st in con.execute("SELECT run_id, study FROM run_studies ORDER BY study"):
                 studies.setdefault(rid, []).append(st)
             live = self._live_claims(con)
-        def load(r, column: str, default: str = "{}"):
+        def load(r, column: str) -> dict:
             try:
-                return json.loads(r[column] or default)
+                value = json.loads(r[column] or "{}")
             except ValueError as exc:
                 raise StoreError(f"{self.path}: run {r['id']} has an unreadable {column} field ({exc}); "
                                  f"fix or delete that run") from None
+            # every reader indexes these as {key: ...} and final/best as {phase: {metric: value}}
+            phases = column in ("final", "best")
+            bad = not isinstance(value, dict) or (phases and any(
+                not isinstance(v, dict) for k, v in value.items() if k != "epoch"))
+            if bad:
+                want = "a JSON object of phases, each an object of metrics" if phases else "a JSON object"
+                raise StoreError(f"{self.path}: run {r['id']} has a {column} field of the wrong shape "
+                                 f"({str(r[column])[:60]!r}; want {want}); fix or delete that run")
+            return value
 
         def spec(r) -> dict:  # a field added after the run was stored: the value it had
-            d = load(r, "spec")
-            return {**LATER_DEFAULTS, **d} if isinstance(d, dict) else d
+            return {**LATER_DEFAULTS, **load(r, "spec")}
 
         return [
             RunRow(
@@ -370,13 +386,12 @@ class Store(Claims):
         for r in rows:
             d = {k: r[k] for k in ("epoch", "phase", "samples", "loss", "top1", "top3", "seconds")}
             try:
-                d.update(json.loads(r["extra"] or "{}"))
+                extra = json.loads(r["extra"] or "{}")
+                if not isinstance(extra, dict):
+                    raise ValueError(f"{r['extra'][:60]!r} is not a JSON object")
             except ValueError as exc:
                 raise StoreError(f"{self.path}: run {run_id} epoch {r['epoch']} {r['phase']} has an "
                                  f"unreadable extra field ({exc}); fix or delete that run") from None
+            d.update(extra)
             out.append(d)
         return out
-
-    def delete(self, run_id: str) -> None:
-        with self._connect() as con:
-            con.execute("DELETE FROM runs WHERE id=?", (run_id,))

@@ -9,15 +9,18 @@ end time are its key, kept in DIR/figures.json), so a second report is fast.
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
+import os
 from pathlib import Path
 
 import numpy as np
 
-from kerashw import figures, task as tasks
+from kerashw import atomic, figures, task as tasks
 from kerashw.captcha.constants import ALPHABET, HEADS
-from kerashw.config import RunSpec, TrainOptions
+from kerashw.config import DataError, RunSpec, TrainOptions
+from kerashw.identity import identify
 from kerashw.store import RunRow, Store
 from kerashw.studies import get_study, studies_of
 
@@ -41,7 +44,7 @@ class Figures:
         return name
 
     def save(self) -> None:
-        self.index.write_text(json.dumps(self.keys, indent=1, sort_keys=True))
+        atomic.write_text(self.index, json.dumps(self.keys, indent=1, sort_keys=True))
 
 
 def _key(rows: list[RunRow]) -> str:
@@ -126,11 +129,41 @@ def _series(store: Store, rows: list[RunRow], key: str) -> dict:
     return series
 
 
+def check_data(row: RunRow, options: TrainOptions) -> None:
+    """The data found now must be the data the run trained on (its id names the content): a
+    gallery of other images would contradict the run's own metrics beside it."""
+    trained = row.spec.get("data_id")
+    if not trained:
+        return  # stored before runs named their data; nothing to compare
+    spec = RunSpec.from_dict(row.spec)
+    try:
+        now = identify(dataclasses.replace(spec, data_id=None), options, fetch=False).data_id
+    except (DataError, OSError) as exc:
+        raise DataError(f"run {row.id}: cannot read the data it trained on to draw its test images ({exc})") from None
+    if now != trained:
+        where = spec.data or options.mnist or "the MNIST file kerashw finds"
+        raise DataError(f"run {row.id} trained on data {trained}, but {where} now holds {now} (changed or another "
+                        "file); its test images would not be the ones its metrics count. Give the run's own data "
+                        "(--mnist, or the folder as it was) or report other runs")
+
+
+def _check_out(out: Path) -> None:
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"{out} is a file; -o takes a folder (new, or an earlier report's)")
+    if (out / "report.md").exists() and not (out / "figures.json").exists():
+        raise ValueError(f"{out}/report.md exists and is not a kerashw report (no figures.json beside it); "
+                         "choose another -o")
+    parent = next((p for p in (out, *out.parents) if p.exists()), Path("."))
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise ValueError(f"{out}: cannot write there ({parent} is not writable); choose another -o")
+
+
 def mistakes(store: Store, row: RunRow, options: TrainOptions, limit: int = GALLERY_SIZE):
     """A forward pass of the run's saved model over its test split: the first `limit`
     misclassified images (as the model saw them) and their captions, and the count."""
     import keras
 
+    check_data(row, options)
     spec = RunSpec.from_dict(row.spec)
     split = tasks.test_split(spec, options)
     model = keras.models.load_model(store.run_dir(row.id) / "model.keras", compile=False)
@@ -160,9 +193,9 @@ def draw_mistakes(path: Path, store: Store, row: RunRow, options: TrainOptions, 
 
 def write_report(store: Store, out: Path, *, exp: str | None = None, run_ids=(),
                  options: TrainOptions = TrainOptions()) -> tuple[Path, list[str]]:
-    """Write out/report.md and its figures; returns the path and the figures drawn now."""
+    """Write out/report.md and its figures; returns the path and the figures drawn now.
+    Everything is checked before `out` is made or anything in it changes."""
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
     study = get_study(exp) if exp else None
     if run_ids:
         rows = [store.find(i) for i in run_ids]
@@ -178,6 +211,10 @@ def write_report(store: Store, out: Path, *, exp: str | None = None, run_ids=(),
     tasks_seen = {r.task for r in finished}
     if len(tasks_seen) > 1:
         raise ValueError("a report covers runs of one task; these mix " + " and ".join(sorted(tasks_seen)))
+    for r in finished:
+        check_data(r, options)
+    _check_out(out)
+    out.mkdir(parents=True, exist_ok=True)
     figs = Figures(out)
     key = _key(finished)
     labels = short_labels(finished)
@@ -213,6 +250,6 @@ def write_report(store: Store, out: Path, *, exp: str | None = None, run_ids=(),
         name = figs.get(f"mistakes-{r.id[:12]}.png", run_key,
                         lambda p, rr=r: draw_mistakes(p, store, rr, options, prefix=f"{labels[rr.id]}: "))
         md.append(f"![mistakes {r.id[:8]}]({name})")
-    (out / "report.md").write_text("\n".join(md) + "\n")
+    atomic.write_text(out / "report.md", "\n".join(md) + "\n")
     figs.save()
     return out / "report.md", figs.drawn

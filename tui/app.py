@@ -9,6 +9,7 @@ import contextlib
 import dataclasses
 import os
 import sys
+import tempfile
 import threading
 from pathlib import Path
 from typing import Callable
@@ -84,6 +85,8 @@ class KerasHWApp(App):
 
     def on_mount(self) -> None:
         self.studies.table.focus()
+        if self.store.readonly:
+            self.sub_title = f"{self.store.path} (read-only)"
 
     def action_show_tab(self, tab: str) -> None:
         self.query_one(TabbedContent).active = tab
@@ -99,6 +102,10 @@ class KerasHWApp(App):
         self.action_start()
 
     def action_start(self) -> None:
+        if self.store.readonly:
+            self.notify(f"{self.store.path} is read-only to you: its results can be browsed, not added to. "
+                        "Start kerashw-tui with another --store to train.", severity="error", timeout=10)
+            return
         if self.running:
             self.notify(f"Study {self.running!r} is running; cancel it first (c).", severity="warning")
             return
@@ -221,11 +228,17 @@ def run_app(store_path=None, mnist=None, skip_bad=False) -> int:
 
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     os.environ.setdefault("ABSL_MIN_LOG_LEVEL", "2")
+    path = Store.resolve(store_path)
     try:
-        store = Store(store_path)
+        if store_path is not None and not path.exists():  # a mistyped --store is not a new empty store
+            raise ValueError(f"{path}: no results store here; check the path, or leave out --store to use "
+                             f"./kerashw-runs (kerashw train --store {store_path} makes this one)")
+        readonly = path.exists() and not Store.writable(path)  # browse a store you cannot write
+        store = Store(store_path, readonly=readonly)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--store") from None
-    log = store.home / "tui-stderr.log"
+    log = (Path(tempfile.gettempdir()) / f"kerashw-tui-{os.getpid()}.log") if readonly else \
+        store.home / "tui-stderr.log"
     app = KerasHWApp(store, TrainOptions(mnist=mnist), skip_bad=skip_bad)
     start = log.stat().st_size if log.exists() else 0
     with divert_stderr(log):
