@@ -67,36 +67,33 @@ def run_workers(console: Console, specs, store: Store, workers: int, argv: list[
         return 0
     workers = min(workers, todo)
     each = threads_each(workers, threads)
-    logs = store.home / "workers"
-    logs.mkdir(parents=True, exist_ok=True)
     started = time.time()
+    # a folder per command: two commands on one store never write each other's logs
+    logs = store.home / "workers" / f"{time.strftime('%Y%m%d-%H%M%S', time.localtime(started))}-{os.getpid()}"
+    logs.mkdir(parents=True, exist_ok=True)
     args = child_argv(argv[1:] if argv and argv[0] == "train" else argv, each, started if force else None)
     console.print(f"{plan.runs} run(s), {todo} to train, with {workers} worker(s) of {each} thread(s) each; "
                   f"their output: {logs}/worker-K.log")
     procs = []
     for k in range(1, workers + 1):
-        log = open(logs / f"worker-{k}.log", "w")
-        cmd = [sys.executable, "-m", "kerashw.cli", "train", *args]
-        procs.append(subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                      env={**os.environ, "KERASHW_WORKER": str(k)}))
-        log.close()
+        with open(logs / f"worker-{k}.log", "w") as log:
+            cmd = [sys.executable, "-m", "kerashw.cli", "train", *args]
+            # their own session: the terminal's Ctrl-C reaches this process alone, which passes
+            # exactly one SIGTERM (a stop request) to each worker; and they die with this process
+            procs.append(subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                          env={**os.environ, "KERASHW_WORKER": str(k)},
+                                          start_new_session=True, preexec_fn=_die_with_parent))
     ids = [s.run_id for s in specs]
     seen = {row.id: row.status for row in store.runs(ids=ids)}  # report changes only
     interrupted = False
     try:
         _follow(console, store, ids, procs, seen)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt:  # Ctrl-C, or SIGTERM (the train command raises it for both)
         interrupted = True
-        # a Ctrl-C reached the workers too, and each is storing its run as interrupted:
-        # give them time; a SIGTERM to this process alone is passed on (Ctrl-C to a worker)
-        deadline = time.time() + 10
-        while time.time() < deadline and any(p.poll() is None for p in procs):
-            time.sleep(0.2)
         for p in procs:
             if p.poll() is None:
-                p.send_signal(signal.SIGTERM)
-        for p in procs:
-            p.wait()
+                p.send_signal(signal.SIGTERM)  # at once: a worker stops at its next step
+        _wait(procs)
         _follow(console, store, ids, [], seen)  # the final statuses
     codes = [p.returncode for p in procs]
     rows = store.runs(ids=ids)
@@ -104,13 +101,41 @@ def run_workers(console: Console, specs, store: Store, workers: int, argv: list[
         headers, table_rows = report.result_rows(rows, studies=False)
         console.print(report.rich_table(headers, table_rows, title="summary"))
     if interrupted or 130 in codes:
-        console.print("\n[yellow]Interrupted.[/yellow] Each worker stored its run as interrupted.")
+        stopped = [r.id for r in rows if r.status == "interrupted"]
+        what = (f"Stored as interrupted, to resume from their last whole epoch: {', '.join(stopped)}"
+                if stopped else "No run was in training")
+        console.print(f"\n[yellow]Interrupted.[/yellow] {what}; finished runs are kept.")
         console.print(f"Resume with: {shlex.join(['kerashw', *argv])}  (finished runs are skipped)", markup=False)
         return 130
     bad = [(k, c) for k, c in enumerate(codes, start=1) if c not in (0, None)]
     for k, c in bad:
         console.print(f"[red]worker {k} exited with {c}[/red]; see {logs}/worker-{k}.log")
     return max((c for _, c in bad), default=0)
+
+
+def _wait(procs) -> None:
+    """Wait for the workers to store their runs; a second Ctrl-C here passes on a second
+    signal, which stops a worker at once (its files are written atomically)."""
+    while True:
+        try:
+            for p in procs:
+                p.wait()
+            return
+        except KeyboardInterrupt:
+            for p in procs:
+                if p.poll() is None:
+                    p.send_signal(signal.SIGTERM)
+
+
+def _die_with_parent() -> None:
+    """In the worker, before it runs: SIGTERM when this process dies, even by kill -9 (Linux's
+    PR_SET_PDEATHSIG); elsewhere a worker finishes its run and exits on its own."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # 1: PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
 
 
 def _follow(console: Console, store: Store, ids: list[str], procs, seen: dict[str, str]) -> None:

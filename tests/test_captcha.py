@@ -148,3 +148,71 @@ def test_extra_folder_joins_training_only_when_asked(tmp_path, synth_folder):
     assert len(with_extra["val"]) == 20 and len(with_extra["test"]) == 30
     spec = RunSpec(task="captcha", model="resnet18_mod", data=str(tmp_path))
     assert identify(spec).run_id != identify(spec.__class__(**{**spec.__dict__, "extra": True})).run_id
+
+
+def test_a_non_utf8_file_name_is_read_not_a_segfault(tmp_path, synth_folder):
+    """cv2.imread took the name as str and crashed the process on surrogate escapes."""
+    import os
+    import shutil
+
+    from kerashw import export
+
+    folder = tmp_path / "caps"
+    folder.mkdir()
+    src = sorted(synth_folder.glob("*.png"))[:3]
+    names = [os.fsdecode(b"\xff\xfe-" + str(i).encode() + b".png") for i in range(3)]
+    for s_, n in zip(src, names):
+        shutil.copyfile(s_, folder / n)
+    labels = dict(line.split(",") for line in (synth_folder / "labels.csv").read_text().split()[1:])
+    rows = [f"{n},{labels[s_.name]}" for s_, n in zip(src, names)]
+    (folder / "labels.csv").write_bytes(os.fsencode("filename,label\n" + "\n".join(rows) + "\n"))
+    items = [folders.Item(folder / n, labels[s_.name]) for s_, n in zip(src, names)]
+    x, y, skipped = cache.preprocessed(items, "original")
+    assert x.shape == (3, 50, 130, 3) and skipped == []
+    assert export.prepare_image(folder / names[0], {"task": "captcha", "preprocess": "original"}).shape == (50, 130, 3)
+
+
+def test_the_preprocessing_cache_follows_the_pixels_not_the_second(tmp_path, synth_folder):
+    """An image rewritten within the same second, same size (BMP: the size is the shape's):
+    the run id (content) changed but the cache keyed on whole-second mtimes and sizes
+    served the old pixels."""
+    import os
+
+    import cv2
+
+    folder = tmp_path / "caps"
+    folder.mkdir()
+    src = folders.read_labelled_folder(synth_folder)[:4]
+    for k, it in enumerate(src):
+        cv2.imwrite(str(folder / f"{k}.bmp"), cv2.resize(cv2.imread(str(it.path)), (140, 48)))
+    items = [folders.Item(folder / f"{k}.bmp", it.label) for k, it in enumerate(src)]
+    before, _, _ = cache.preprocessed(items, "original")
+    a, b = items[0].path, items[1].path
+    st = a.stat()
+    a.write_bytes(b.read_bytes())  # other pixels, the same size
+    os.utime(a, ns=(st.st_atime_ns, (st.st_mtime_ns // 10**9) * 10**9 + 123))  # the same second
+    assert a.stat().st_size == st.st_size and int(a.stat().st_mtime) == int(st.st_mtime)
+    after, _, _ = cache.preprocessed(items, "original")
+    np.testing.assert_array_equal(after[0], before[1])  # the new pixels, not the cached ones
+
+
+def test_dot_slash_names_are_the_same_file(tmp_path, synth_folder):
+    import shutil
+
+    folder = shutil.copytree(synth_folder, tmp_path / "caps", copy_function=shutil.copyfile)
+    rows = (folder / "labels.csv").read_text().splitlines()
+    (folder / "labels.csv").write_text("\n".join([*rows, "./" + rows[1]]) + "\n")
+    with pytest.raises(DataError, match=r"lines 2 and \d+ both list '00000.png'"):
+        folders.read_labelled_folder(folder)
+
+
+def test_a_partial_split_layout_says_what_is_missing(tmp_path, synth_folder):
+    import shutil
+
+    root = tmp_path / "data"
+    shutil.copytree(synth_folder, root / "train", copy_function=shutil.copyfile)
+    shutil.copytree(synth_folder, root / "test", copy_function=shutil.copyfile)
+    with pytest.raises(DataError, match=r"has train/test/ but no val/; a split folder needs all of train/val/test/"):
+        folders.source_items(str(root))
+    with pytest.raises(DataError, match=r"no labelled images .* it has train/test/ subfolders"):
+        folders.read_labelled_folder(root)

@@ -95,7 +95,8 @@ def test_workers_train_each_run_once(lr_study_store):
     assert "with 2 worker(s) of 1 thread(s) each" in r.stdout
     rows = Store(st, readonly=True).runs()
     assert len(rows) == 3 and all(row.status == "finished" for row in rows)
-    logs = [(st / "workers" / f"worker-{k}.log").read_text() for k in (1, 2)]
+    (folder,) = (st / "workers").iterdir()  # one folder per command: <time>-<pid>
+    logs = [(folder / f"worker-{k}.log").read_text() for k in (1, 2)]
     for row in rows:  # trained by exactly one worker
         assert sum(f"finished {row.id}" in log for log in logs) == 1, row.id
 
@@ -136,3 +137,100 @@ def test_distribute_flags_are_checked(tmp_path):
     r = CliRunner().invoke(main, ["train", "--exp", "lr", "--workers", "2", "--distribute", "mirrored",
                                   "--store", str(tmp_path)])
     assert r.exit_code == 2 and "does not combine with --distribute" in r.output
+
+
+def _train_cli(tmp_path, *args, env=None):
+    cmd = [sys.executable, "-m", "kerashw.cli", "train", *ARGS, "--store", str(tmp_path / "st"), *args]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=300, env={**_env(), **(env or {})})
+
+
+@pytest.mark.slow
+def test_devices_and_tf_config_that_do_not_exist_are_one_line_each(tmp_path, tiny_mnist):
+    """--devices /cpu:1 on a one-CPU machine made the first step wait forever; a missing or
+    malformed TF_CONFIG was a traceback."""
+    env = {"KERASHW_MNIST": str(tiny_mnist)}
+    for args, extra, message in (
+            (["--distribute", "mirrored", "--devices", "/cpu:7"], {}, "--devices '/cpu:7': no such device here"),
+            (["--distribute", "mirrored", "--devices", "nonsense:1:2"], {}, "is not a device name"),
+            (["--distribute", "multiworker"], {"TF_CONFIG": ""}, "needs the TF_CONFIG environment variable"),
+            (["--distribute", "multiworker"], {"TF_CONFIG": '{"cluster": 3}'}, "TF_CONFIG is '{\"cluster\": 3}'; want JSON")):
+        r = _train_cli(tmp_path, *args, env={**env, **extra})
+        out = r.stdout + r.stderr
+        assert r.returncode == 2 and message in out and "Traceback" not in out, out[-2000:]
+
+
+def _running(store_dir, n, timeout=120):
+    import time
+
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            rows = Store(store_dir, readonly=True).runs()
+        except Exception:
+            rows = []
+        if sum(r.status == "running" for r in rows) >= n:
+            return rows
+        time.sleep(0.3)
+    raise AssertionError(f"{n} runs never ran at once")
+
+
+def _claim_pids(store_dir) -> list[int]:
+    import sqlite3
+
+    with sqlite3.connect(f"file:{Store.resolve(store_dir)}?mode=ro", uri=True) as con:
+        return [pid for (pid,) in con.execute("SELECT pid FROM claims")]
+
+
+def _gone(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    with open(f"/proc/{pid}/stat") as f:  # a zombie has stopped: its parent has not reaped it yet
+        return f.read().split(")")[-1].split()[0] == "Z"
+
+
+@pytest.mark.slow
+def test_a_signal_to_the_workers_command_stops_them_at_once_and_says_what_was_stored(tmp_path, tiny_mnist):
+    import signal
+    import time
+
+    st = tmp_path / "st"
+    cmd = [sys.executable, "-m", "kerashw.cli", "train", "--exp", "lr", "--epochs", "300", "--limit", "256",
+           "--mnist", str(tiny_mnist), "--store", str(st), "--workers", "2"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=_env())
+    _running(st, 2)
+    sent = time.time()
+    proc.send_signal(signal.SIGTERM)
+    out = proc.communicate(timeout=120)[0]
+    waited = time.time() - sent
+    assert proc.returncode == 130, out
+    rows = Store(st, readonly=True).runs()
+    stopped = sorted(r.id for r in rows if r.status == "interrupted")
+    assert len(stopped) == 2 and not any(r.status == "running" for r in rows)
+    assert f"Stored as interrupted, to resume from their last whole epoch: " in out
+    assert all(i in out for i in stopped)
+    # it used to wait 10 s before passing the signal on, while the workers started new runs
+    assert len(rows) == 2, [r.status for r in rows]
+    assert waited < 60, waited
+
+
+@pytest.mark.slow
+def test_workers_stop_when_their_command_is_killed(tmp_path, tiny_mnist):
+    import signal
+    import time
+
+    st = tmp_path / "st"
+    cmd = [sys.executable, "-m", "kerashw.cli", "train", "--exp", "lr", "--epochs", "300", "--limit", "256",
+           "--mnist", str(tiny_mnist), "--store", str(st), "--workers", "2"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=_env())
+    _running(st, 2)
+    pids = _claim_pids(st)
+    assert len(pids) == 2
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    deadline = time.time() + 90
+    while time.time() < deadline and not all(_gone(p) for p in pids):
+        time.sleep(0.3)
+    assert all(_gone(p) for p in pids), "the workers outlived their command"
+    assert sorted(r.status for r in Store(st, readonly=True).runs()) == ["interrupted", "interrupted"]

@@ -54,6 +54,11 @@ def test_idx_folder_missing_a_file(tmp_path):
     ("x_test", np.zeros((20, 28, 28), np.float32), "x_test has dtype float32, want uint8"),
     ("y_train", np.full(90, 11), r"y_train holds labels 11\.\.11, want 0\.\.9"),
     ("y_test", np.zeros(19, np.uint8), r"y_test has shape \(19,\)"),
+    # these were tracebacks, or cut to some digit without a word
+    ("y_train", np.array(["3"] * 90), r"y_train has dtype <U1 \(for example '3'\); want integer labels 0\.\.9"),
+    ("y_train", np.full(90, 2.5), r"y_train has dtype float64 \(for example 2\.5\); want integer labels"),
+    ("y_test", np.full(20, np.nan), r"y_test has dtype float64 \(for example nan\)"),
+    ("x_test", np.zeros((0, 28, 28), np.uint8), r"y_test has shape \(20,\), want \(0,\)"),
 ])
 def test_bad_contents_are_named(tmp_path, key, value, message):
     arrays = {**tiny_mnist_arrays(), key: value}
@@ -219,3 +224,17 @@ def test_random_affine_draws_the_documented_ranges():
     rx = (right * xs[:, w // 2 + 1:]).sum(axis=(1, 2)) / right.sum(axis=(1, 2))
     ratio = (rx - lx) / 80.0  # 1 / zoom: within 1 +- 8 %, and not always 1
     assert ratio.min() > 1 / 1.09 and ratio.max() < 1 / 0.91 and ratio.std() > 0.02
+
+
+def test_an_empty_test_split_is_refused(tmp_path):
+    """Once a KeyError 'loss' from evaluate, after the whole training."""
+    arrays = {**tiny_mnist_arrays(), "x_test": np.zeros((0, 28, 28), np.uint8), "y_test": np.zeros(0, np.uint8)}
+    np.savez(tmp_path / "bad.npz", **arrays)
+    with pytest.raises(DataError, match=r"bad\.npz: x_test holds no images; want at least one"):
+        source.load_mnist_file(tmp_path / "bad.npz")
+
+
+def test_whole_float_labels_are_accepted(tmp_path):
+    arrays = {**tiny_mnist_arrays(), "y_test": np.arange(20, dtype=np.float32) % 10}
+    np.savez(tmp_path / "f.npz", **arrays)
+    assert source.load_mnist_file(tmp_path / "f.npz")["y_test"].dtype == np.int64

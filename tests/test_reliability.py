@@ -297,6 +297,13 @@ def test_top3_counts_ties_against_the_model():
     metric.reset_state()
     metric.update_state(np.array([2]), np.array([[0.5, 0.3, 0.2, 0.0]], dtype="float32"))
     assert float(metric.result()) == 1.0  # third place, no tie: a hit
+    metric.reset_state()
+    metric.update_state(np.array([4, 7]), np.full((2, 10), np.nan, dtype="float32"))  # a diverged model
+    assert float(metric.result()) == 0.0  # NaN scores were scored 100 %
+    metric.reset_state()
+    scores = np.array([[0.9, np.nan, np.nan, 0.05, 0.05]], dtype="float32")
+    metric.update_state(np.array([0]), scores)
+    assert float(metric.result()) == 1.0  # first, however many NaN rivals
 
 
 def test_a_run_away_loss_is_diverged_and_json_is_strict(store):
@@ -343,10 +350,16 @@ def test_kerashw_json_is_checked_against_the_savedmodel(captcha_run, tmp_path, s
     good = next(synth_folder.glob("*.png"))
     huge = _huge_png(tmp_path / "huge.png")
     r = CliRunner().invoke(main, ["predict", str(out), str(huge), str(good)])
-    assert r.exit_code == 1 and "huge.png: OpenCV cannot decode it" in r.output and f"{good}: " in r.output
-    for change, message in ((("alphabet", meta["alphabet"][:-1]), "distinct symbols but the model's outputs have 19"),
+    assert r.exit_code == 1 and "huge.png: cannot read this image (OpenCV" in r.output and f"{good}: " in r.output
+    other = "denoise2" if meta["preprocess"] != "denoise2" else "denoise"
+    for change, message in ((("alphabet", meta["alphabet"][:-1]), "is not the captcha model's"),
+                            (("alphabet", meta["alphabet"][::-1]), "predictions would be decoded as other symbols"),
+                            (("preprocess", other), f"but the run trained on {meta['preprocess']!r}"),
                             (("input_shape", [50, 130, 3]), "but the SavedModel takes [50, 130, 1]"),
-                            (("task", "speech"), "unknown task 'speech'")):
+                            (("input_shape", 50), "input_shape is 50; want a JSON list"),
+                            (("outputs", "char_1"), "outputs is 'char_1'; want a JSON list"),
+                            (("task", "speech"), "unknown task 'speech'"),
+                            (("task", "mnist"), "is not the mnist model's '0123456789'")):
         meta_file.write_text(json.dumps({**meta, change[0]: change[1]}))
         r = CliRunner().invoke(main, ["predict", str(out), str(good)])
         assert r.exit_code == 1 and message in r.output and "Traceback" not in r.output, r.output

@@ -90,3 +90,40 @@ def test_processes_opening_one_new_store_at_once_all_succeed(tmp_path):
         for p in procs:
             p.join(timeout=60)
         assert [results.get(timeout=5) for _ in procs] == ["ok"] * 6
+
+
+@pytest.mark.parametrize("column,value,message", [
+    ("final", "[1, 2]", "a final field of the wrong shape"),
+    ("final", '{"val": 3}', "a final field of the wrong shape"),
+    ("spec", '"nn"', "a spec field of the wrong shape"),
+    ("best", '{"epoch": 2, "val": [0.5]}', "a best field of the wrong shape"),
+])
+def test_a_row_of_the_wrong_json_shape_names_the_run(store, column, value, message):
+    """Valid JSON of the wrong type once crashed `results` and the TUI with a traceback."""
+    store.claim("r1")
+    store.start_run("r1", "mnist", "nn", {"seed": 1})
+    store.finish_run("r1", "finished", 1.0, {"train": {"top1": 0.5}}, {"epoch": 1, "val": {"top1": 0.5}})
+    with sqlite3.connect(store.path) as con:
+        con.execute(f"UPDATE runs SET {column}=? WHERE id='r1'", (value,))
+    with pytest.raises(StoreError, match=f"run r1 has {message}"):
+        store.runs()
+
+
+def test_an_epoch_extra_of_the_wrong_shape_names_the_run(store):
+    store.claim("r1")
+    store.start_run("r1", "mnist", "nn", {"seed": 1})
+    store.log_epoch("r1", 1, "train", {"loss": 1.0, "c1_acc": 0.5})
+    with sqlite3.connect(store.path) as con:
+        con.execute("UPDATE epochs SET extra='[0.5]'")
+    with pytest.raises(StoreError, match="run r1 epoch 1 train has an unreadable extra field"):
+        store.epochs("r1")
+
+
+def test_a_store_this_process_cannot_write_is_one_clear_error(tmp_path, monkeypatch):
+    """As root (CI) the permission bits do not stop writes, so the check itself is exercised:
+    SQLite's own answer was "unable to open database file"."""
+    Store(tmp_path / "st")
+    monkeypatch.setattr(Store, "writable", staticmethod(lambda path: False))
+    with pytest.raises(StoreError, match="is read-only to you"):
+        Store(tmp_path / "st")
+    assert Store(tmp_path / "st", readonly=True).runs() == []  # still readable

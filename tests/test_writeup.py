@@ -1,6 +1,8 @@
 """`kerashw report`: report.md and PNG figures from a store alone, the stored numbers in
 its tables, figures of the promised pixel sizes, and a second report that redraws nothing."""
 import json
+import numpy as np
+import pytest
 
 import cv2
 from click.testing import CliRunner
@@ -65,3 +67,49 @@ def test_report_needs_finished_runs(tmp_path):
     assert r.exit_code == 1 and "no finished runs of study 'lr'" in r.output
     r = CliRunner().invoke(main, ["report", "--store", str(tmp_path / "st")])
     assert r.exit_code == 2 and "name a study" in r.output
+
+
+def _finished_row(store, run_id, spec):
+    store.claim(run_id)
+    store.start_run(run_id, spec["task"] if "task" in spec else "mnist", "nn", spec)
+    store.finish_run(run_id, "finished", 1.0, {"val": {"top1": 0.5}, "test": {"top1": 0.5}})
+
+
+def test_report_refuses_a_run_whose_data_changed_before_making_anything(tmp_path, tiny_mnist):
+    """The gallery re-read today's MNIST file and drew digits the run's metrics never counted."""
+    from kerashw.config import DataError, RunSpec, TrainOptions
+    from kerashw.identity import identify
+    from kerashw.store import Store
+    from kerashw.writeup import write_report
+
+    spec = identify(RunSpec(epochs=1, limit=64), TrainOptions(mnist=str(tiny_mnist)))
+    store = Store(tmp_path / "st")
+    _finished_row(store, "r1", spec.to_dict())
+    other = tmp_path / "other.npz"
+    np.savez(other, **{**dict(np.load(tiny_mnist)), "y_test": np.zeros(100, np.uint8)})
+    out = tmp_path / "rep"
+    with pytest.raises(DataError, match=rf"run r1 trained on data {spec.data_id}, but {other} now holds mnist-"):
+        write_report(store, out, run_ids=["r1"], options=TrainOptions(mnist=str(other)))
+    assert not out.exists()  # checked before the folder was made
+
+
+def test_report_keeps_a_foreign_report_md_and_an_unwritable_folder_is_named(tmp_path, tiny_mnist, monkeypatch):
+    from kerashw.config import RunSpec, TrainOptions
+    from kerashw.identity import identify
+    from kerashw.store import Store
+    from kerashw.writeup import write_report
+
+    options = TrainOptions(mnist=str(tiny_mnist))
+    store = Store(tmp_path / "st")
+    _finished_row(store, "r1", identify(RunSpec(epochs=1, limit=64), options).to_dict())
+    out = tmp_path / "notes"
+    out.mkdir()
+    (out / "report.md").write_text("my own notes")
+    with pytest.raises(ValueError, match="report.md exists and is not a kerashw report"):
+        write_report(store, out, run_ids=["r1"], options=options)
+    assert (out / "report.md").read_text() == "my own notes"
+    import os
+
+    monkeypatch.setattr(os, "access", lambda path, mode: False)  # root ignores permission bits
+    with pytest.raises(ValueError, match="cannot write there"):
+        write_report(store, tmp_path / "ro" / "rep", run_ids=["r1"], options=options)
