@@ -126,6 +126,10 @@ def run_with_progress(console: Console, specs, store: Store, studies, *, force=F
         _interrupted(console, store, results[-1].run_id)
         return 130
     failed = [r for r in results if r.status == "failed"]
+    if failed:
+        console.print(f"{len(failed)} run(s) failed ({', '.join(r.run_id for r in failed)}); once the cause is "
+                      f"fixed, the same command retries them, from their last whole epoch where one was kept: "
+                      f"{shlex.join(['kerashw', *sys.argv[1:]])}", markup=False)
     return 1 if failed else 0
 
 

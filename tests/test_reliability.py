@@ -551,6 +551,28 @@ def test_a_signal_at_any_step_or_inside_the_backup_write_resumes_exactly(tmp_pat
         assert store.get(whole.run_id).status == "interrupted"
         resume_and_check(store)
 
+    # a full disk in the middle of the same write: the run fails with the reason, the
+    # previous backup stays whole, and the next start resumes from it (a cut file made
+    # every later start fail the same way, --force included)
+    import errno
+
+    def full_disk(model, filepath, *args, **kwargs):
+        if "backup" in str(filepath) and "epoch-0002" in str(filepath):
+            open(filepath, "wb").write(b"\x89HDF\r\n")  # what got written before the disk filled
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real_save(model, filepath, *args, **kwargs)
+
+    monkeypatch.setattr(keras.Model, "save_weights", full_disk)
+    store = Store(tmp_path / "full")
+    with pytest.raises(OSError):
+        train.run(spec, store=store, options=options)
+    monkeypatch.setattr(keras.Model, "save_weights", real_save)
+    row = store.get(whole.run_id)
+    assert row.status == "failed" and "No space left on device" in row.error
+    backup = store.run_dir(whole.run_id) / "backup"
+    assert sorted(p.name for p in backup.iterdir()) == ["epoch-0001.weights.h5"]
+    resume_and_check(store)
+
 
 def test_an_old_style_backup_still_resumes(tmp_path):
     """Runs interrupted before the atomic backup (Keras's BackupAndRestore layout) keep their place."""
