@@ -409,13 +409,3 @@ def test_settings_inputs_are_typed():
 
     form = SettingsForm()
     assert isinstance(form.inputs["epochs"], Input) and form.inputs["data"].type == "text"
-
-
-def test_a_mistyped_store_is_an_error_not_a_new_empty_store(tmp_path):
-    import click
-
-    from tui.app import run_app
-
-    with pytest.raises(click.BadParameter, match="no results store here"):
-        run_app(store_path=str(tmp_path / "kerashw-rnus"))
-    assert not (tmp_path / "kerashw-rnus").exists()

@@ -51,6 +51,7 @@ def test_kerashw_tui_trains_a_study_that_preprocesses_in_one_start(tmp_path, syn
             if "captcha-preprocess" in screen:
                 break
         assert "captcha-preprocess" in screen, screen
+        assert "New, empty results store" in screen, screen  # a mistyped --store would show here
         keys = ["Down"] * 8 + ["Tab", "1", "Tab", "64", "Tab", "Tab", str(synth_folder), "Enter"]
         for key in keys:  # the study, then Epochs 1, Limit 64, Data; Enter starts
             _tmux(*session, "send-keys", "-t", "t", key)

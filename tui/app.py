@@ -71,6 +71,7 @@ class KerasHWApp(App):
         self.train_pane = TrainPane(id="train-view")
         self.results = ResultsView(self.store, id="results-view")
         self.sub_title = str(self.store.path)
+        self.startup_notice = ""  # said once the app is on screen (run_app: a store it had to create)
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -87,6 +88,8 @@ class KerasHWApp(App):
         self.studies.table.focus()
         if self.store.readonly:
             self.sub_title = f"{self.store.path} (read-only)"
+        if self.startup_notice:
+            self.notify(self.startup_notice, timeout=15)
 
     def action_show_tab(self, tab: str) -> None:
         self.query_one(TabbedContent).active = tab
@@ -229,17 +232,17 @@ def run_app(store_path=None, mnist=None, skip_bad=False) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     os.environ.setdefault("ABSL_MIN_LOG_LEVEL", "2")
     path = Store.resolve(store_path)
+    created = not path.exists()  # said on screen: a mistyped --store shows as a new, empty store
     try:
-        if store_path is not None and not path.exists():  # a mistyped --store is not a new empty store
-            raise ValueError(f"{path}: no results store here; check the path, or leave out --store to use "
-                             f"./kerashw-runs (kerashw train --store {store_path} makes this one)")
-        readonly = path.exists() and not Store.writable(path)  # browse a store you cannot write
+        readonly = not created and not Store.writable(path)  # browse a store you cannot write
         store = Store(store_path, readonly=readonly)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--store") from None
     log = (Path(tempfile.gettempdir()) / f"kerashw-tui-{os.getpid()}.log") if readonly else \
         store.home / "tui-stderr.log"
     app = KerasHWApp(store, TrainOptions(mnist=mnist), skip_bad=skip_bad)
+    if created:
+        app.startup_notice = f"New, empty results store: {store.path} (there was none at this --store)"
     start = log.stat().st_size if log.exists() else 0
     with divert_stderr(log):
         app.run()
