@@ -126,13 +126,34 @@ def lr_study_store(tmp_path_factory, tiny_mnist):
 
 # Tests that share an expensive session fixture run in the same xdist worker (pyproject:
 # --dist loadgroup), so it is built once, not once per worker: each costs 15-20 s here.
+# Both fixtures train for real, so their tests are slow tests too.
 SHARED_FIXTURES = ("captcha_run", "lr_study_store")
 
 
+def pytest_addoption(parser):
+    parser.addoption("--run-slow", action="store_true",
+                     help="also run the slow tests (real trainings over a few seconds, TF subprocesses, "
+                          "the real terminal); .ci/run passes it")
+
+
 @pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the groups
-def pytest_collection_modifyitems(items):
+def pytest_collection_modifyitems(config, items):
     for item in items:
         for name in SHARED_FIXTURES:
             if name in getattr(item, "fixturenames", ()):
                 item.add_marker(pytest.mark.xdist_group(name))
+                item.add_marker(pytest.mark.slow)
                 break
+    if config.getoption("--run-slow") or config.getoption("-m"):
+        return
+    # not skipped: deselected, and counted in pytest's summary line ("N deselected")
+    slow = [item for item in items if item.get_closest_marker("slow")]
+    if slow:
+        config.hook.pytest_deselected(items=slow)
+        items[:] = [item for item in items if not item.get_closest_marker("slow")]
+
+
+def pytest_terminal_summary(terminalreporter, config):
+    if not config.getoption("--run-slow") and not config.getoption("-m"):
+        terminalreporter.write_line("slow tests (marked slow: real trainings, TF subprocesses, the real terminal) "
+                                    "were left out; `python -m pytest --run-slow` runs them, as .ci/run does")

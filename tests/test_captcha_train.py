@@ -49,6 +49,7 @@ def test_bad_folder_is_a_clear_error(tmp_path):
     assert r.exit_code == 2 and "labels.csv line 2: label 'ABCD' has 'BD' outside the alphabet" in r.output
 
 
+@pytest.mark.slow
 def test_default_synthetic_study_runs_with_no_data(tmp_path, monkeypatch):
     """The fresh-clone promise: `kerashw train --exp captcha-preprocess --epochs 1` needs no data:
     the synthetic default is generated, cached, preprocessed, split 4:1:3 and trained on. Here

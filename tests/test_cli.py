@@ -28,6 +28,7 @@ def test_results_on_a_missing_store_is_one_clear_error(tmp_path):
     assert not missing.exists()  # a reader creates nothing
 
 
+@pytest.mark.slow
 def test_list_shows_studies_and_params():
     r = CliRunner().invoke(main, ["list"])
     assert r.exit_code == 0, r.output
@@ -36,6 +37,7 @@ def test_list_shows_studies_and_params():
     assert "235,146 params" in r.output and "421,738 params" in r.output
 
 
+@pytest.mark.slow
 def test_train_then_results_end_to_end(tmp_path, mnist_path):
     store = str(tmp_path / "st")
     r = CliRunner().invoke(main, ["train", "--exp", "lr", "--epochs", "1", "--limit", "300",
@@ -60,6 +62,7 @@ def test_train_then_results_end_to_end(tmp_path, mnist_path):
     assert r.output.count("already finished") == 3 and "Epoch [" not in r.output
 
 
+@pytest.mark.slow
 def test_single_run_with_overrides(tmp_path, mnist_path):
     store = str(tmp_path / "st")
     r = CliRunner().invoke(main, ["train", "--model", "cnn", "--lr", "0.01", "--epochs", "1",

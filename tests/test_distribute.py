@@ -47,6 +47,7 @@ def single(tmp_path_factory, tiny_mnist):
     return _final(st)
 
 
+@pytest.mark.slow
 def test_mirrored_on_two_logical_cpus_matches_one_device(tmp_path, tiny_mnist, single):
     st = tmp_path / "st"
     script = textwrap.dedent(f"""
@@ -73,6 +74,7 @@ def _free_ports(n):
     return ports
 
 
+@pytest.mark.slow
 def test_two_worker_cluster_matches_one_device_and_only_the_chief_writes(tmp_path, tiny_mnist, single):
     workers = [f"127.0.0.1:{p}" for p in _free_ports(2)]
     procs = []

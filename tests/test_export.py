@@ -65,6 +65,7 @@ def test_cli_predict_folder_and_bad_file(captcha_export, synth_folder, tmp_path)
     assert r.exit_code == 1 and "not a kerashw export" in r.output
 
 
+@pytest.mark.slow
 def test_mnist_export_and_predict(tmp_path, mnist_path, store):
     import cv2
 

@@ -35,6 +35,7 @@ def test_cli_refuses_mixed_without_a_fast_path(tmp_path, tiny_mnist, monkeypatch
 
 
 @pytest.mark.skipif(not HAS_BF16, reason="this CPU has no bfloat16 instructions (avx512_bf16/amx_bf16)")
+@pytest.mark.slow
 def test_mixed_run_computes_in_bfloat16_with_float32_heads(store, tiny_mnist):
     import keras
 

@@ -97,6 +97,7 @@ def test_split_and_skip_bad_are_part_of_the_id():
 # -- 2. ownership: no finished run wiped, none left "running" ----------------------------
 
 
+@pytest.mark.slow
 def test_two_trainers_on_one_store_train_each_run_once(tmp_path, tiny_mnist):
     store_dir = tmp_path / "st"
     cmd = [sys.executable, "-m", "kerashw.cli", "train", "--exp", "optimizer", "--epochs", "1",
@@ -124,6 +125,7 @@ class CancelAfterFirstEpoch(Listener):
             self.cancel.set()
 
 
+@pytest.mark.slow
 def test_a_forced_rerun_that_is_interrupted_keeps_the_finished_result(store, tiny_mnist):
     options = TrainOptions(mnist=str(tiny_mnist))
     spec = RunSpec(epochs=2, limit=256)
@@ -165,6 +167,7 @@ def test_a_live_owner_keeps_its_run(store):
         other.kill()
 
 
+@pytest.mark.slow
 def test_sigterm_is_handled_like_ctrl_c(tmp_path, tiny_mnist):
     store_dir = tmp_path / "st"
     proc = subprocess.Popen(
@@ -405,6 +408,7 @@ class CtrlCAtEpoch(Listener):
             raise KeyboardInterrupt
 
 
+@pytest.mark.slow
 def test_an_interrupted_run_resumes_and_ends_as_if_never_stopped(store, tiny_mnist, tmp_path):
     options = TrainOptions(mnist=str(tiny_mnist))
     spec = RunSpec(epochs=4, limit=256, lr=0.01)

@@ -32,6 +32,7 @@ def test_one_epoch_on_a_slice_stores_three_phases(store, mnist_path):
     assert "test_top1" in (run_dir / "metrics.csv").read_text().splitlines()[0]
 
 
+@pytest.mark.slow
 def test_same_seed_same_numbers(store, tiny_mnist, tmp_path):
     from kerashw.store import Store
 
@@ -44,6 +45,7 @@ def test_same_seed_same_numbers(store, tiny_mnist, tmp_path):
     assert c.final["test"]["loss"] != pytest.approx(a.final["test"]["loss"], rel=1e-6)
 
 
+@pytest.mark.slow
 def test_study_shares_baseline_and_resume_skips(store, tiny_mnist):
     seen = []
 

@@ -163,6 +163,7 @@ async def test_quit_during_a_study_cancels_it(store):
     assert store.status(nn.run_id) == "interrupted"
 
 
+@pytest.mark.slow
 async def test_bad_settings_are_refused_and_training_errors_shown(store, tmp_path):
     trainer = ScriptedTrainer(fail_with=DataError(f"{tmp_path}/mnist.npz: not a readable .npz file"))
     app = KerasHWApp(store, run_study=trainer)
@@ -239,6 +240,7 @@ async def test_captcha_preprocessing_pool_runs_under_textual(store, synth_folder
 # -- real training --------------------------------------------------------------
 
 
+@pytest.mark.slow
 async def test_smoke_real_training_of_a_study(store, mnist_path):
     app = KerasHWApp(store, TrainOptions(mnist=str(mnist_path)))  # the real trainer
     async with app.run_test(size=(80, 24)) as pilot:
@@ -262,6 +264,7 @@ def trained_store(tmp_path_factory, tiny_mnist):
     return store
 
 
+@pytest.mark.slow
 async def test_results_compare_deltas_and_export(trained_store, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # the model export goes to ./saved_models
     store = trained_store
@@ -300,6 +303,7 @@ async def test_results_compare_deltas_and_export(trained_store, tmp_path, monkey
         assert (exported[0] / "saved_model.pb").exists() and (exported[0] / "kerashw.json").exists()
 
 
+@pytest.mark.slow
 async def test_tui_and_cli_write_one_store_at_once(store, tiny_mnist):
     env = {**os.environ, "KERASHW_MNIST": str(tiny_mnist)}
     cli = subprocess.Popen(
@@ -319,6 +323,7 @@ async def test_tui_and_cli_write_one_store_at_once(store, tiny_mnist):
     assert sorted(len(store.epochs(r.id)) for r in rows) == [3] * 2 + [9] * 3  # no doubles, none lost
 
 
+@pytest.mark.slow
 async def test_train_tab_follows_a_run_another_process_trains(store, tiny_mnist, monkeypatch):
     """A `kerashw train` in another process; the Results tab sees it running, `f` follows
     it, and its epochs appear in the Train tab one by one as that process stores them."""

@@ -43,12 +43,13 @@ def test_kerashw_tui_trains_a_study_that_preprocesses_in_one_start(tmp_path, syn
     cmd = (f"cd {tmp_path} && KERASHW_CACHE={cache} TF_CPP_MIN_LOG_LEVEL=3 {script} --store {store}; "
            "sleep 600")
     _tmux(*session, "new-session", "-d", "-s", "t", "-x", "120", "-y", "40", cmd)
+    _tmux(*session, "resize-window", "-t", "t", "-x", "120", "-y", "40")  # some tmux builds start at 80x24
     try:
         screen = ""
-        for _ in range(100):  # the app is up when the studies table is drawn
+        for _ in range(150):  # the app is up when the studies table and its first notice are drawn
             time.sleep(0.2)
             screen = _tmux(*session, "capture-pane", "-p", "-t", "t")
-            if "captcha-preprocess" in screen:
+            if "captcha-preprocess" in screen and "New, empty results store" in screen:
                 break
         assert "captcha-preprocess" in screen, screen
         assert "New, empty results store" in screen, screen  # a mistyped --store would show here
