@@ -131,3 +131,26 @@ def test_precision_is_part_of_the_id():
     assert RunSpec.from_dict({k: v for k, v in cap.to_dict().items() if k != "precision"}) == cap
     with pytest.raises(ValueError, match="Unknown precision 'half'.*float32.*mixed"):
         RunSpec(precision="half")
+
+
+def test_run_ids_are_pinned():
+    """Stores hold runs by these ids: a refactor that changed one would retrain (or lose)
+    finished runs. Each value was computed before the Task redesign."""
+    import dataclasses
+
+    from kerashw.config import RunSpec, baseline
+    from kerashw.studies import get_study
+
+    pinned = {
+        RunSpec(): "bab6bc83aaf8",
+        baseline("captcha"): "1fdafcf08d4d",
+        dataclasses.replace(RunSpec(), data_id="mnist-0123456789abcdef"): "a0a537ea10a6",
+        dataclasses.replace(baseline("captcha"), data="/x/y", data_id="captcha-0123456789abcdef",
+                            preprocess="denoise"): "0e12008bbd54",
+    }
+    for spec, run_id in pinned.items():
+        assert spec.resolved().run_id == run_id, spec
+    studies = {"lr": ["bab6bc83aaf8", "0bd2bf2645c3", "164053a253b7"], "captcha-best": ["6f4bb65c0884"],
+               "captcha-tiny": ["1744ece2cce2"], "captcha-preprocess": ["1fdafcf08d4d", "3593981a1c2e", "53da11655f1d"]}
+    for name, ids in studies.items():
+        assert [s.resolved().run_id for s in get_study(name).specs()] == ids, name
