@@ -98,8 +98,8 @@ def list_cmd(params, store_path):
     counts = {}
     if params:
         _quiet_tf()
+        from kerashw import tasks
         from kerashw.models import count_params, get_model
-        from kerashw.task import input_shape, num_classes
 
     t = Table(title="studies")
     for col in ("study", "description", "runs", "done", "est. time", "run labels"):
@@ -112,7 +112,8 @@ def list_cmd(params, store_path):
             if params:
                 key = (s.task, s.model, s.activation, s.preprocess)
                 if key not in counts:
-                    model = get_model(s.model)(input_shape(s), num_classes(s),
+                    task = tasks.get(s.task)
+                    model = get_model(s.model)(task.input_shape(s), len(task.classes),
                                                activation=s.activation, name=s.model)
                     counts[key] = count_params(model)[0]
                 label += f" ({counts[key]:,} params)"
@@ -243,7 +244,7 @@ def results(run_id, exp, fmt, store_path, confusion):
                       f"params: {row.trainable_params or 0:,}  elapsed: {row.elapsed or 0:.1f}s")
         epochs = max((e["epoch"] for e in store.epochs(row.id)), default=0)
         for e in store.epochs(row.id):
-            click.echo(report.epoch_line({**e, "epochs": row.spec.get("epochs", epochs)}))
+            click.echo(report.epoch_line({**e, "epochs": row.spec.get("epochs", epochs)}, row.task))
         if row.error:
             console.print(f"[red]error:[/red] {row.error}")
         if confusion:
@@ -269,17 +270,19 @@ def results(run_id, exp, fmt, store_path, confusion):
 def _print_confusion(store, row):
     import json
 
+    from kerashw import tasks
     from kerashw.report import confused_pairs
 
     path = store.run_dir(row.id) / "confusion_test.json"
     if not path.exists():
         raise click.ClickException(f"no confusion matrix for run {row.id} ({path} missing): "
                                    "it is written when a captcha run finishes")
+    classes = tasks.get(row.task).classes
     matrices = json.loads(path.read_text())
     t = Table(title="most-confused pairs on the test split (true -> predicted: count)")
     for h in matrices:
         t.add_column(h)
-    per_head = [confused_pairs(m, 8) for m in matrices.values()]
+    per_head = [confused_pairs(m, classes, 8) for m in matrices.values()]
     for i in range(max(map(len, per_head), default=0)):
         t.add_row(*[f"{p[i][0]} -> {p[i][1]}: {p[i][2]}" if i < len(p) else "" for p in per_head])
     console.print(t)
@@ -348,21 +351,22 @@ def predict(model_dir, images, data):
         served, meta = load_exported(model_dir)
     except ExportError as exc:
         raise click.ClickException(str(exc)) from None
+    from kerashw import tasks
+    from kerashw.config import DataError
+
+    task = tasks.get(meta["task"])
     labels = {}
     files = list(images)
     if data:
-        from kerashw.captcha.folders import read_labelled_folder
-        from kerashw.config import DataError
-
         try:
-            items = read_labelled_folder(data)
-        except DataError as exc:
+            labels = task.labelled_files(data)
+        except (DataError, ValueError) as exc:
             raise click.ClickException(str(exc)) from None
-        files += [str(i.path) for i in items]
-        labels = {str(i.path): i.label for i in items}
+        files += list(labels)
     if not files:
         raise click.BadParameter("give image files or --data FOLDER")
-    failed, right, char_right, n = 0, 0, np.zeros(4), 0
+    failed, right, n = 0, 0, 0
+    char_right = None
     for f in files:
         try:
             x = prepare_image(f, meta)
@@ -371,22 +375,18 @@ def predict(model_dir, images, data):
             console.print(f"[red]error:[/red] {exc}")
             continue
         out = predict_arrays(served, meta, x[None])[0]
-        if meta["task"] == "captcha":
-            conf = " ".join(f"{c:.2f}" for c in out["confidence"])
-            truth = labels.get(f)
+        truth = labels.get(f)
+        if not data or truth is None:
             mark = "" if truth is None else ("  ok" if truth == out["text"] else f"  (true {truth})")
-            if not data or truth is None:
-                click.echo(f"{f}: {out['text']}  confidence {conf}{mark}")
-            if truth is not None:
-                n += 1
-                right += truth == out["text"]
-                char_right += [a == b for a, b in zip(truth, out["text"])]
-        else:
-            top = ", ".join(f"{d} ({p:.2f})" for d, p in out["top3"])
-            click.echo(f"{f}: {out['digit']}  top-3 {top}")
+            click.echo(f"{f}: {task.describe(out)}{mark}")
+        if truth is not None:
+            n += 1
+            right += truth == out["text"]
+            hits = np.array([a == b for a, b in zip(truth, out["text"])], dtype=float)
+            char_right = hits if char_right is None else char_right + hits
     if n:
         chars = ", ".join(f"{100 * c / n:.2f}%" for c in char_right)
-        click.echo(f"accuracy over {n} labelled images: whole captcha {100 * right / n:.2f}%, "
+        click.echo(f"accuracy over {n} labelled images: whole {task.name} {100 * right / n:.2f}%, "
                    f"per character [{chars}]")
     if failed:
         click.echo(f"{failed} file(s) could not be read")
@@ -429,6 +429,11 @@ def tui_cmd(store_path, mnist, skip_bad):
     from tui.app import run_app
 
     sys.exit(run_app(store_path, mnist, skip_bad))
+
+
+def tui_main(argv=None) -> None:
+    """`kerashw-tui`: the same command line as `kerashw tui` (one set of options)."""
+    tui_cmd.main(args=argv, prog_name="kerashw-tui")
 
 
 if __name__ == "__main__":

@@ -27,10 +27,12 @@ class RichListener(Listener):
         )
         self.task = None
         self.prefix = ""
+        self.run_task = ""
         self.stored_interrupted: str | None = None  # the run a Ctrl-C was stored against
 
     def run_started(self, spec, index, total, params):
         self.prefix = f"run {index}/{total}"
+        self.run_task = spec.task  # its epoch lines are in that task's words
         self.console.rule(f"[bold]{self.prefix}[/bold] {spec.run_id}  {spec.label()}  "
                           f"({params[0]:,} trainable params)")
 
@@ -55,7 +57,7 @@ class RichListener(Listener):
             self.progress.update(self.task, completed=step)
 
     def phase_ended(self, record):
-        self.progress.console.print(report.epoch_line(record), soft_wrap=True)
+        self.progress.console.print(report.epoch_line(record, self.run_task), soft_wrap=True)
 
     def run_ended(self, result):
         self.stop_bar()

@@ -10,11 +10,10 @@ Both are rough (other load on the CPU, warm-up) and shown as "~".
 from __future__ import annotations
 
 import math
-import os
 import statistics
 from dataclasses import dataclass
-from pathlib import Path
 
+from kerashw import tasks
 from kerashw.config import RunSpec, unique
 
 # Seconds per epoch per 1,000 training images at batch 64, val + test passes included,
@@ -34,33 +33,11 @@ SECONDS_PER_1K = {
     "resnet18_tiny_hr": 2.0,  # captcha-tiny: 549 s for 60 epochs of 4,684 real captchas
 }
 STEP_OVERHEAD = 0.0018  # Keras's per-step cost beyond the math (with steps_per_execution)
-WARM_UP = {"mnist": 5.0, "captcha": 20.0}  # building, tracing, first data pass
 
 
 def train_size(spec: RunSpec) -> int:
     """Training images the run will see, without loading them."""
-    if spec.task == "mnist":
-        n = 48_000
-    else:
-        n = _captcha_train_size(spec.data)
-    return min(n, spec.limit) if spec.limit else n
-
-
-def _captcha_train_size(data: str | None) -> int:
-    # Imported here: captcha loads OpenCV, which only captcha estimates need.
-    from kerashw.captcha.constants import IMAGE_SUFFIXES, SYNTH_COUNT
-    from kerashw.captcha.folders import split_counts
-
-    if data is None:
-        return split_counts(SYNTH_COUNT, None)[0]
-    folder = Path(data).expanduser()
-    split = (folder / "train").is_dir()
-    try:
-        count = sum(1 for p in os.scandir(folder / "train" if split else folder)
-                    if Path(p.name).suffix.lower() in IMAGE_SUFFIXES)
-    except OSError:
-        return 0  # a missing folder is reported by the run itself, with its name
-    return count if split else split_counts(count, None)[0]
+    return tasks.get(spec.task).train_size(spec)
 
 
 class Timings:
@@ -77,7 +54,7 @@ class Timings:
             other = RunSpec.from_dict(row.spec)
             n, epochs = train_size(other), other.epochs
             if n and epochs:
-                rate = max(0.0, row.elapsed - WARM_UP[other.task]) / (epochs * n)
+                rate = max(0.0, row.elapsed - tasks.get(other.task).warm_up) / (epochs * n)
                 self._rates.setdefault(_key(other), []).append(rate)
 
     def per_image_epoch(self, spec: RunSpec) -> float | None:
@@ -107,7 +84,7 @@ def run_seconds(spec: RunSpec, store=None) -> float:
     else:
         extra_steps = max(0, math.ceil(n / spec.batch_size) - math.ceil(n / 64))
         per_epoch = SECONDS_PER_1K.get(spec.model, 10.0) * n / 1000 + extra_steps * STEP_OVERHEAD
-    return WARM_UP[spec.task] + per_epoch * spec.epochs
+    return tasks.get(spec.task).warm_up + per_epoch * spec.epochs
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,8 @@
 The `serve` signature takes a float32 batch in the model's input shape, scaled to
 [0, 1]: (N, 28, 28) for MNIST, (N, 50, 130, C) for captchas after the run's
 preprocess variant. Preprocessing stays outside the graph because the denoise
-variants are OpenCV code; `predict` runs that same code (kerashw.captcha.preprocess).
+variants are OpenCV code; `predict` runs that same code, through the run's task
+(its read_image and decode).
 """
 from __future__ import annotations
 
@@ -13,8 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from kerashw import __version__
-from kerashw.images import UnreadableImage, display_name, read_bgr
+from kerashw import __version__, tasks
+from kerashw.images import UnreadableImage, display_name
 from kerashw.store import RunRow, Store
 
 TOLERANCE = 1e-5
@@ -23,24 +24,6 @@ META = "kerashw.json"
 
 class ExportError(RuntimeError):
     pass
-
-
-def _sample_batch(row: RunRow, input_shape) -> np.ndarray:
-    """Images for the reload check: synthetic captchas through the run's preprocessing,
-    or MNIST test digits when a local MNIST file is found (else seeded noise)."""
-    if row.task == "captcha":
-        from kerashw.captcha import preprocess, synth
-
-        fn = preprocess.get_preprocessor(row.spec.get("preprocess") or "original")
-        rng = np.random.default_rng(0)
-        imgs = [fn(synth.generate(synth.random_label(rng), i)[:, :, ::-1]) for i in range(8)]
-        return np.stack(imgs).astype("float32") / 255.0
-    from kerashw.mnist import source as mnist_source
-
-    found = mnist_source.find_mnist(None)
-    if found is not None and found.exists():
-        return mnist_source.load_mnist_file(found)["x_test"][:8].astype("float32") / 255.0
-    return np.random.default_rng(0).random((8, *input_shape)).astype("float32")
 
 
 def export_run(store: Store, row: RunRow, out: str | Path | None = None, weights: str = "final") -> Path:
@@ -65,12 +48,13 @@ def export_run(store: Store, row: RunRow, out: str | Path | None = None, weights
     if out.exists() and any(out.iterdir()):
         raise ExportError(f"{out} exists and is not empty; choose another -o or remove it")
     _check_writable(out)
+    task = tasks.get(row.task)
     model = keras.saving.load_model(model_file, compile=False)
     if weights == "best":
         model.load_weights(best_file)
     try:
         model.export(str(out), format="tf_saved_model", verbose=False)
-        diffs, outputs = _reload_check(out, model, _sample_batch(row, model.input_shape[1:]))
+        diffs, outputs = _reload_check(out, model, task.sample_batch(row.spec, model.input_shape[1:]))
     except Exception:
         import shutil
 
@@ -80,7 +64,7 @@ def export_run(store: Store, row: RunRow, out: str | Path | None = None, weights
         "task": row.task, "run_id": row.id, "label": row.label, "spec": row.spec,
         "weights": weights, "input_shape": list(model.input_shape[1:]),
         "preprocess": row.spec.get("preprocess"),
-        "alphabet": _alphabet(row.task),
+        "alphabet": task.classes,
         "outputs": outputs,
         "metrics": {"final": row.final, "best": row.best},
         "reload_max_abs_diff": max(diffs),
@@ -114,14 +98,6 @@ def _reload_check(out: Path, model, x: np.ndarray):
     return diffs, sorted(direct) if isinstance(direct, dict) else ["probabilities"]
 
 
-def _alphabet(task: str) -> str:
-    if task == "mnist":
-        return "0123456789"
-    from kerashw.captcha.constants import ALPHABET
-
-    return ALPHABET
-
-
 def best_run(store: Store, study: str) -> RunRow:
     rows = [r for r in store.runs(study=study) if r.status == "finished"]
     if not rows:
@@ -153,9 +129,6 @@ def load_exported(path: str | Path):
 def check_metadata(meta: dict, loaded, meta_file: Path) -> None:
     """kerashw.json must describe the SavedModel beside it: an edited alphabet or shape
     would decode predictions wrongly without a word, so each mismatch is one clear line."""
-    from kerashw.captcha.constants import HEADS
-    from kerashw.captcha.preprocess import CHANNELS
-
     if not isinstance(meta, dict):
         raise ExportError(f"{meta_file}: want a JSON object, got {type(meta).__name__}")
     kinds = {"task": str, "input_shape": list, "alphabet": str, "outputs": list}
@@ -165,35 +138,26 @@ def check_metadata(meta: dict, loaded, meta_file: Path) -> None:
     for key, kind in kinds.items():
         if not isinstance(meta[key], kind):
             raise ExportError(f"{meta_file}: {key} is {meta[key]!r}; want a JSON {kind.__name__.replace('str', 'string')}")
-    if meta["task"] not in ("mnist", "captcha"):
-        raise ExportError(f"{meta_file}: unknown task {meta['task']!r}; want mnist or captcha")
-    if meta["alphabet"] != _alphabet(meta["task"]):  # the classes' order the model was trained with
-        raise ExportError(f"{meta_file}: alphabet {meta['alphabet']!r} is not the {meta['task']} model's "
-                          f"{_alphabet(meta['task'])!r}; predictions would be decoded as other symbols")
-    spec_pre = (meta.get("spec") or {}).get("preprocess") if isinstance(meta.get("spec"), dict) else None
-    if meta["task"] == "captcha" and spec_pre is not None and meta.get("preprocess") != spec_pre:
-        raise ExportError(f"{meta_file}: preprocess {meta.get('preprocess')!r} but the run trained on "
-                          f"{spec_pre!r} (its spec); predict must preprocess as training did")
+    if meta["task"] not in tasks.TASKS:
+        raise ExportError(f"{meta_file}: unknown task {meta['task']!r}; want one of {sorted(tasks.TASKS)}")
+    task = tasks.get(meta["task"])
+    if meta["alphabet"] != task.classes:  # the classes' order the model was trained with
+        raise ExportError(f"{meta_file}: alphabet {meta['alphabet']!r} is not the {task.name} model's "
+                          f"{task.classes!r}; predictions would be decoded as other symbols")
     serve = loaded.signatures.get("serving_default")
     if serve is None:
         raise ExportError(f"{meta_file.parent}: the SavedModel has no serving signature")
     inputs = list(serve.structured_input_signature[1].values())
     if len(inputs) != 1:
         raise ExportError(f"{meta_file.parent}: the SavedModel takes {len(inputs)} inputs; a kerashw model takes one")
-    (spec,) = inputs
-    if meta["task"] == "mnist" and list(spec.shape[1:]) != [28, 28]:
-        raise ExportError(f"{meta_file.parent}: task mnist, but the SavedModel takes {list(spec.shape[1:])} "
-                          "images; an MNIST model takes 28x28")
-    if list(spec.shape[1:]) != list(meta["input_shape"]):
-        raise ExportError(f"{meta_file}: input_shape {meta['input_shape']} but the SavedModel takes "
-                          f"{list(spec.shape[1:])}")
+    input_shape = list(inputs[0].shape[1:])
     widths = {name: int(t.shape[-1]) for name, t in serve.structured_outputs.items()}
-    if meta["task"] == "captcha":
-        if sorted(widths) != sorted(HEADS):
-            raise ExportError(f"{meta_file}: task captcha, but the SavedModel's outputs are {sorted(widths)}")
-        if not isinstance(meta.get("preprocess"), str) or meta["preprocess"] not in CHANNELS or CHANNELS[meta["preprocess"]] != meta["input_shape"][-1]:
-            raise ExportError(f"{meta_file}: preprocess {meta.get('preprocess')!r} does not give "
-                              f"{meta['input_shape'][-1]}-channel input; known: {sorted(CHANNELS)}")
+    if input_shape != list(meta["input_shape"]):
+        raise ExportError(f"{meta_file}: input_shape {meta['input_shape']} but the SavedModel takes {input_shape}")
+    try:
+        task.check_export(meta, input_shape, widths, meta_file)
+    except ValueError as exc:
+        raise ExportError(str(exc)) from None
     width = max(widths.values())
     if len(meta["alphabet"]) != width or len(set(meta["alphabet"])) != width:
         raise ExportError(f"{meta_file}: alphabet {meta['alphabet']!r} has {len(set(meta['alphabet']))} distinct "
@@ -202,35 +166,14 @@ def check_metadata(meta: dict, loaded, meta_file: Path) -> None:
 
 def prepare_image(file: str | Path, meta: dict) -> np.ndarray:
     """One image file -> the model's input, with the run's preprocessing."""
-    import cv2
-
-    from kerashw.captcha import preprocess
-
     try:
-        img = read_bgr(file)
+        return tasks.get(meta["task"]).read_image(file, meta)
     except UnreadableImage as why:
         raise ExportError(f"{display_name(file)}: cannot read this image ({why})") from None
-    if meta["task"] == "mnist":
-        gray = cv2.resize(cv2.cvtColor(img, cv2.COLOR_BGR2GRAY), (28, 28), interpolation=cv2.INTER_AREA)
-        return gray.astype("float32") / 255.0
-    return preprocess.get_preprocessor(meta["preprocess"])(img).astype("float32") / 255.0
 
 
 def predict_arrays(served, meta: dict, x: np.ndarray) -> list[dict]:
-    """Batch of model inputs -> [{text, confidence per char}] or [{digit, top3}]."""
+    """Batch of model inputs -> per image {text, confidence, ...} (the task decodes)."""
     import tensorflow as tf
 
-    out = served.serve(tf.constant(x, dtype=tf.float32))
-    results = []
-    if meta["task"] == "captcha":
-        probs = [np.asarray(out[f"char_{k}"]) for k in range(1, 5)]
-        for i in range(len(x)):
-            idx = [int(np.argmax(p[i])) for p in probs]
-            results.append({"text": "".join(meta["alphabet"][j] for j in idx),
-                            "confidence": [float(p[i][j]) for p, j in zip(probs, idx)]})
-    else:
-        p = np.asarray(out)
-        for row in p:
-            top = np.argsort(row)[::-1][:3]
-            results.append({"digit": int(top[0]), "top3": [(int(k), float(row[k])) for k in top]})
-    return results
+    return tasks.get(meta["task"]).decode(served.serve(tf.constant(x, dtype=tf.float32)), len(x), meta)

@@ -1,31 +1,27 @@
 """A run's identity covers its data's content, not just its path.
 
 `identify(spec, options)` fills `RunSpec.data_id` with a fingerprint of what the run
-would train on: the MNIST arrays (from whichever file the lookup finds), or a captcha
-folder's labels and image bytes. The run id then changes when the data changes (an
-edited labels.csv, another MNIST file) and stays when the same data sits elsewhere.
-Fingerprints are cached by file size and modification time, so this is fast after the
-first time. No TensorFlow; each task's fingerprint lives in its light module.
+would train on (the run's task says how: the MNIST arrays from whichever file the lookup
+finds, or a captcha folder's labels and image bytes). The run id then changes when the
+data changes (an edited labels.csv, another MNIST file) and stays when the same data sits
+elsewhere. Fingerprints are cached by file size and modification time, so this is fast
+after the first time. No TensorFlow.
 """
 from __future__ import annotations
 
 import dataclasses
-import importlib
 
+from kerashw import tasks
 from kerashw.config import DataError, RunSpec, TrainOptions
-
-FINGERPRINTS = {"mnist": "kerashw.mnist.source", "captcha": "kerashw.captcha.folders"}
 
 
 def identify(spec: RunSpec, options: TrainOptions = TrainOptions(), *, fetch: bool = True) -> RunSpec:
-    """The resolved spec with its data's fingerprint (the synthetic captcha default is
-    named by its generator version instead). Raises DataError for unreadable data, and
-    without `fetch` for data that would first have to be downloaded."""
+    """The resolved spec with its data's fingerprint (where the task names the data
+    otherwise, as is). Raises DataError for unreadable data, and without `fetch` for data
+    that would first have to be downloaded."""
     spec = spec.resolved()
-    if spec.task == "captcha" and spec.data is None:
-        return spec
-    module = importlib.import_module(FINGERPRINTS[spec.task])
-    return dataclasses.replace(spec, data_id=module.fingerprint(spec, options, fetch=fetch))
+    data_id = tasks.get(spec.task).fingerprint(spec, options, fetch=fetch)
+    return spec if data_id is None else dataclasses.replace(spec, data_id=data_id)
 
 
 def identify_all(specs, options: TrainOptions = TrainOptions()) -> list[RunSpec]:

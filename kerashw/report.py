@@ -5,7 +5,7 @@ import csv
 import io
 import json
 
-from kerashw.captcha.constants import HEADS
+from kerashw import tasks
 from kerashw.store import RunRow
 
 
@@ -14,14 +14,15 @@ def pct(value) -> str:
     return "" if value is None else f"{100 * value:.2f}"
 
 
-def epoch_line(r: dict) -> str:
+def epoch_line(r: dict, task: str) -> str:
     """The report's line: `Epoch [2/10], phase: train, samples: 48000, Loss: ..., ...`."""
-    head = (f"Epoch [{r['epoch']}/{r['epochs']}], phase: {r['phase']}, "
-            f"samples: {r['samples']}, Loss: {r['loss']:.4f}, ")
-    if f"{HEADS[0]}_acc" in r:  # captcha: per-character accuracies, then whole-captcha
-        accs = [f"'{100 * r[f'{k}_acc']:.2f}%'" for k in HEADS]
-        return head + f"Top-1 Accuracies: [{', '.join(accs)}], Whole: {100 * r['whole']:.2f}%"
-    return head + f"Top-1 Accuracy: {100 * r['top1']:.2f}%, Top-3 Accuracy: {100 * r['top3']:.2f}%"
+    return tasks.get(task).epoch_line(r)
+
+
+def headline_columns(rows: list[RunRow]):
+    """The summary column of each task among the rows (top-3, whole captcha), in TASKS order."""
+    present = {r.task for r in rows}
+    return [t.headline for name, t in tasks.TASKS.items() if name in present]
 
 
 def _metric(row: RunRow, where: str, phase: str, key: str):
@@ -41,15 +42,15 @@ def result_rows(rows: list[RunRow], studies: bool = True) -> tuple[list[str], li
     # Keep only spec columns that differ across the rows (plus model): the rest is noise.
     varying = [c for c in spec_cols
                if c == "model" or len({_spec_value(r, c) for r in rows}) > 1]
-    captcha = any(r.task == "captcha" for r in rows)
+    extra = headline_columns(rows)
     headers = ["run", "status", *varying, "train", "val", "test"]
-    headers += ["whole"] if captcha else ["top3"]
+    headers += [c.key for c in extra]
     headers += ["best ep", "best val", "params", "sec"] + (["studies"] if studies else [])
     out = []
     for r in rows:
         cells = [r.id[:8], r.status, *[_spec_value(r, c) for c in varying]]
         cells += [pct(_metric(r, "final", p, "top1")) for p in ("train", "val", "test")]
-        cells.append(pct(_metric(r, "final", "test", "whole" if captcha else "top3")))
+        cells += [pct(_metric(r, "final", "test", c.key)) for c in extra]
         cells += [str(r.best.get("epoch", "")), pct(_metric(r, "best", "val", "top1")),
                   f"{r.trainable_params or 0:,}",
                   f"{r.elapsed:.1f}" if r.elapsed is not None else ""]
@@ -68,8 +69,7 @@ def compare_rows(rows: list[RunRow], baseline_id: str) -> tuple[list[str], list[
     base = next((r for r in rows if r.id == baseline_id), None)
     if base is None:
         raise ValueError(f"baseline run {baseline_id!r} is not among the compared runs")
-    captcha = any(r.task == "captcha" for r in rows)
-    metrics = [COMPARE_METRICS[0], ("test", "whole" if captcha else "top3"), *COMPARE_METRICS[1:]]
+    metrics = [COMPARE_METRICS[0], *(("test", c.key) for c in headline_columns(rows)), *COMPARE_METRICS[1:]]
     headers = ["run", "label", "status"]
     for phase, key in metrics:
         name = f"{phase} {'top1' if key == 'top1' else key}"
@@ -127,10 +127,8 @@ def rich_table(headers, rows, title=None):
     return t
 
 
-def confused_pairs(matrix, top: int = 8) -> list[tuple[str, str, int]]:
-    """Off-diagonal cells of a [true][pred] matrix, largest first, as symbols."""
-    from kerashw.captcha.constants import ALPHABET
-
-    cells = [(ALPHABET[t], ALPHABET[p], c) for t, row in enumerate(matrix)
+def confused_pairs(matrix, classes: str, top: int = 8) -> list[tuple[str, str, int]]:
+    """Off-diagonal cells of a [true][pred] matrix, largest first, as the task's symbols."""
+    cells = [(classes[t], classes[p], c) for t, row in enumerate(matrix)
              for p, c in enumerate(row) if t != p and c]
     return sorted(cells, key=lambda x: -x[2])[:top]

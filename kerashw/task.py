@@ -1,100 +1,95 @@
-"""The Task interface: what differs between the two studies, gathered for train.run
-(data pipelines, loss, metrics, evaluation), and the registry of the two tasks.
+"""The Task: every fact that differs between the homework parts, in one object per part.
 
-Each study's package implements `prepare(spec, options) -> Task` and registers it
-here by module name, so this module imports neither (nothing imports back) and the
-captcha's OpenCV stack loads only for captcha runs.
+kerashw/mnist/definition.py and kerashw/captcha/definition.py each define one; kerashw.tasks
+registers both (`TASKS`, `get`). Code outside those two packages asks the run's task and
+never which task it is (tests/test_layout.py holds it to that).
+
+A Task is light: building or importing one loads no TensorFlow or OpenCV, so the CLI's
+`results` and `list` stay instant; a method that needs them imports them when called.
 """
 from __future__ import annotations
 
-import importlib
-from dataclasses import dataclass, field
-from typing import Any, Callable
-
-import keras
-
-from kerashw.config import TASKS, RunSpec, TrainOptions
-
-EVAL_BATCH = 512  # evaluation batch: large is faster and does not change the numbers
+from dataclasses import dataclass
 
 
-@dataclass
+@dataclass(frozen=True)
+class Column:
+    """A metric a phase record carries, as tables and the report show it."""
+
+    key: str  # the record's and the store's name (top1, char_1_acc, whole)
+    header: str  # short, for tables and the TUI (top-1, c1)
+    name: str  # in the report's words (top-1, char 1)
+
+
 class Task:
-    input_shape: tuple
-    num_classes: int
-    train: Callable  # (start_epoch=0) -> tf.data.Dataset of the training batches of the remaining epochs
-    eval_sets: dict  # {"val": (dataset, n), "test": (dataset, n)}
-    n_train: int
-    steps: int  # optimizer steps per epoch
-    loss: Any
-    metrics: Any
-    wrap: Callable = lambda model: model  # the model fit trains (captcha adds an output)
-    to_record: Callable = lambda logs: {k: float(logs[k]) for k in ("loss", "top1", "top3")}
-    skipped: list = field(default_factory=list)  # unreadable images skipped (--skip-bad)
-    finalize: Callable | None = None  # (model) -> {name: JSON-able}, saved in the run folder
+    name: str  # in specs, run ids and the store
+    classes: str  # output index -> symbol: digits, the captcha alphabet
+    outputs: tuple[str, ...]  # the SavedModel's output names
+    columns: tuple[Column, ...]  # each phase's accuracies after the loss, in the report's order
+    headline: Column  # the column tables show beside top-1 (top-3, whole captcha)
+    curves: tuple[Column, ...]  # the report's accuracy curves, beside loss
+    warm_up: float  # seconds a run spends before its first step (building, tracing, data)
+    gallery_cell: tuple[float, float]  # inches per image in a gallery of mistakes
 
-    def evaluate(self, model, ds) -> dict:
-        """A full pass over ds, in the store's metric names (same mapping as train logs)."""
-        return self.to_record(model.evaluate(ds, verbose=0, return_dict=True))
+    # -- a run's data ---------------------------------------------------------------
+    def input_shape(self, spec) -> tuple:
+        """The model's input shape for a spec, without loading any data."""
+        raise NotImplementedError
 
+    def train_size(self, spec) -> int:
+        """Training images the run will see, without loading them (estimates)."""
+        raise NotImplementedError
 
-def sparse_ce(label_smoothing: float = 0.0):
-    """Cross-entropy on integer labels; with smoothing, against (1-e) one-hot + e/classes
-    (Keras's sparse loss has no smoothing, the categorical one does)."""
-    if not label_smoothing:
-        return "sparse_categorical_crossentropy"
+    def fingerprint(self, spec, options, *, fetch: bool = True) -> str | None:
+        """The content of the data the run trains on (part of its id), or None where the
+        spec names its data otherwise (the synthetic captcha default: its generator version)."""
+        raise NotImplementedError
 
-    def smoothed_sparse_ce(y_true, y_pred):
-        classes = y_pred.shape[-1]
-        onehot = keras.ops.one_hot(keras.ops.reshape(keras.ops.cast(y_true, "int32"), (-1,)), classes)
-        return keras.losses.categorical_crossentropy(onehot, y_pred, label_smoothing=label_smoothing)
+    def prepare(self, spec, options):
+        """The run's RunData (kerashw.rundata): pipelines, loss, metrics, evaluation."""
+        raise NotImplementedError
 
-    return smoothed_sparse_ce
+    def test_split(self, spec, options):
+        """The run's test split as it trained: uint8 images and labels (the report's gallery)."""
+        raise NotImplementedError
 
+    def preview(self, spec, path) -> str | None:
+        """A picture of the run's input variants at `path` (drawn unless there); its caption,
+        or None for a task without one."""
+        return None
 
-# task name -> the module whose `prepare(spec, options)` builds it, and its input shape
-TASK_MODULES = {"mnist": "kerashw.mnist.task", "captcha": "kerashw.captcha.task"}
-assert set(TASK_MODULES) == set(TASKS)
+    # -- words ----------------------------------------------------------------------
+    def epoch_line(self, record: dict) -> str:
+        """The report's log line for one phase record."""
+        raise NotImplementedError
 
+    def mistakes(self, pred, split, limit: int) -> tuple[list[int], list[str]]:
+        """Indices of every wrong test image and captions (true -> predicted) of the first `limit`."""
+        raise NotImplementedError
 
-def strict_top_k(k: int = 3, name: str = "top3"):
-    """Top-k accuracy with ties counted against the model: a hit needs fewer than k other
-    classes scored at least as high as the true one. Keras's top-k counts a tie as a hit,
-    so a collapsed model (every class equal) scored 100 % top-3; here it scores 0, and so
-    does a model whose scores are NaN."""
+    # -- an exported model ----------------------------------------------------------
+    def sample_batch(self, spec, input_shape):
+        """A few model inputs for the export's reload check."""
+        raise NotImplementedError
 
-    def strict_top_k_hit(y_true, y_pred):
-        y = keras.ops.reshape(keras.ops.cast(y_true, "int32"), (-1, 1))
-        true_score = keras.ops.take_along_axis(y_pred, y, axis=-1)
-        # "not below" rather than ">=": a NaN score (a diverged model) is a rival, never a miss of one
-        rivals = keras.ops.sum(keras.ops.cast(keras.ops.logical_not(y_pred < true_score), "float32"), axis=-1) - 1.0
-        return keras.ops.cast(rivals < k, "float32")
+    def check_export(self, meta: dict, input_shape: list, widths: dict, where) -> None:
+        """Raise ValueError where kerashw.json and the SavedModel's signature disagree with
+        this task (its outputs, its input shape)."""
+        raise NotImplementedError
 
-    return keras.metrics.MeanMetricWrapper(strict_top_k_hit, name=name)
+    def read_image(self, file, meta: dict):
+        """One image file -> the model's input, preprocessed as the run trained."""
+        raise NotImplementedError
 
+    def decode(self, outputs, n: int, meta: dict) -> list[dict]:
+        """The served outputs of a batch of n -> [{text, confidence, ...}] per image."""
+        raise NotImplementedError
 
-def _module(task: str):
-    try:
-        return importlib.import_module(TASK_MODULES[task])
-    except KeyError:
-        raise ValueError(f"Unknown task {task!r}. Known: {sorted(TASK_MODULES)}") from None
+    def describe(self, out: dict) -> str:
+        """One decoded prediction as `kerashw predict` prints it after the file name."""
+        raise NotImplementedError
 
-
-def input_shape(spec: RunSpec) -> tuple:
-    """The model's input shape for a spec, without loading any data."""
-    return _module(spec.task).input_shape(spec.resolved())
-
-
-def num_classes(spec: RunSpec) -> int:
-    return _module(spec.task).NUM_CLASSES
-
-
-def prepare(spec: RunSpec, options=None) -> Task:
-    """Data, loss and metrics of a run: the spec's task module builds them."""
-    return _module(spec.task).prepare(spec.resolved(), options or TrainOptions())
-
-
-def test_split(spec: RunSpec, options=None):
-    """The run's test split as it trained (same split, limit and preprocessing), uint8
-    images and labels: for a forward pass of the saved model (kerashw report)."""
-    return _module(spec.task).test_split(spec.resolved(), options or TrainOptions())
+    def labelled_files(self, folder) -> dict[str, str]:
+        """`predict --data`: each file of a labelled folder and its label."""
+        raise ValueError(f"predict --data reads labelled folders of the captcha part; a {self.name} model "
+                         "predicts the image files given")

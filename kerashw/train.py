@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 import keras
 
-from kerashw import __version__, atomic, distribute, precision, task as tasks
+from kerashw import __version__, atomic, distribute, precision, tasks
 from kerashw.callbacks import (Backup, BestWeights, CancelOnEvent, EpochProgress, EvaluateSplits, StoreWriter,
                                WholeEpochCsv, WorkerMean)
 from kerashw.config import DataError, RunSpec, TrainOptions, unique
@@ -81,16 +81,16 @@ def make_optimizer(spec: RunSpec, steps: int):
     return cls(learning_rate=lr, weight_decay=decay)
 
 
-def build(spec: RunSpec, task, strat=None):
+def build(spec: RunSpec, data, strat=None):
     """The model (saved, exported) and the compiled model fit trains: it may carry extra
     outputs sharing the model's layers (captcha: all four heads at once). Built under the
     run's dtype policy (kerashw.precision) and the process's tf.distribute strategy."""
     with precision.building(spec), (strat.scope() if strat else contextlib.nullcontext()):
-        model = get_model(spec.model)(task.input_shape, task.num_classes,
+        model = get_model(spec.model)(data.input_shape, data.num_classes,
                                       activation=spec.activation, init=spec.init, name=spec.model)
-        fit_model = task.wrap(model)
-        fit_model.compile(optimizer=make_optimizer(spec, task.steps), loss=task.loss, metrics=task.metrics,
-                          steps_per_execution=steps_per_execution(task.steps))
+        fit_model = data.wrap(model)
+        fit_model.compile(optimizer=make_optimizer(spec, data.steps), loss=data.loss, metrics=data.metrics,
+                          steps_per_execution=steps_per_execution(data.steps))
     return model, fit_model
 
 
@@ -177,19 +177,19 @@ def _train(spec, store, run_dir, studies, listener, cancel, index, total, option
 
     # 1. data and model: seeded, so the same spec gives the same numbers
     keras.utils.set_random_seed(spec.seed)
-    task = tasks.prepare(spec, options)
+    data = tasks.get(spec.task).prepare(spec, options)  # the run's pipelines, loss and metrics
     strat = distribute.strategy(options.distribute, options.devices)
-    model, fit_model = build(spec, task, strat)
+    model, fit_model = build(spec, data, strat)
     params = count_params(model)
     # multi-worker: each worker evaluates whole splits on a one-device twin with the trained
     # weights (under the strategy Keras evaluates a shard per worker and never sums them)
-    twin, twin_fit = build(spec, task) if options.distribute == "multiworker" else (None, None)
+    twin, twin_fit = build(spec, data) if options.distribute == "multiworker" else (None, None)
 
     def evaluate(trained, ds):
         if twin_fit is None:
-            return task.evaluate(trained, ds)
+            return data.evaluate(trained, ds)
         twin_fit.set_weights(trained.get_weights())
-        return task.evaluate(twin_fit, ds)
+        return data.evaluate(twin_fit, ds)
     run_dir.mkdir(parents=True, exist_ok=True)
     atomic.write_text(run_dir / "spec.json", json.dumps(spec.to_dict(), indent=2))
     # an interrupted run resumes after its last whole epoch: the backup has its weights and
@@ -209,8 +209,8 @@ def _train(spec, store, run_dir, studies, listener, cancel, index, total, option
     if done:
         listener.notice(f"resuming run {run_id} at epoch {done + 1}/{spec.epochs} "
                         f"(epochs 1-{done} restored from its backup)")
-    if task.skipped:
-        listener.notice(f"skipped {len(task.skipped)} unreadable image(s): {', '.join(task.skipped[:5])}")
+    if data.skipped:
+        listener.notice(f"skipped {len(data.skipped)} unreadable image(s): {', '.join(data.skipped[:5])}")
 
     def write(record):
         history.append(record)
@@ -221,11 +221,11 @@ def _train(spec, store, run_dir, studies, listener, cancel, index, total, option
     # 2. one epoch: the training steps, then these in order, sharing one logs dict. A signal
     # during fit is a request to stop at the next step (kerashw.stopping): `stop` carries it
     stop = cancel if cancel is not None else threading.Event()
-    sizes = {"train": task.n_train, **{split: n for split, (_, n) in task.eval_sets.items()}}
+    sizes = {"train": data.n_train, **{split: n for split, (_, n) in data.eval_sets.items()}}
     callbacks = [
-        EpochProgress(listener, task.steps, spec.epochs),  # steps to the front end; epoch time
-        EvaluateSplits(evaluate, task.eval_sets, stop),  # val_* and test_*: a full pass each
-        StoreWriter(write, task.to_record, sizes, spec.epochs, listener, stop),  # store + front end
+        EpochProgress(listener, data.steps, spec.epochs),  # steps to the front end; epoch time
+        EvaluateSplits(evaluate, data.eval_sets, stop),  # val_* and test_*: a full pass each
+        StoreWriter(write, data.to_record, sizes, spec.epochs, listener, stop),  # store + front end
         keras.callbacks.TerminateOnNaN(),
         WholeEpochCsv(str(run_dir / "metrics.csv"), append=bool(done), cancel=stop),
         BestWeights(run_dir / "best.weights.h5", _best_val(history)),  # best val top-1
@@ -246,22 +246,22 @@ def _train(spec, store, run_dir, studies, listener, cancel, index, total, option
     status, error = "finished", None
     try:
         with signals_request_stop(stop, requested):
-            stream = task.train(start_epoch=done)
+            stream = data.train(start_epoch=done)
             _build_state(fit_model, stream)
-            fit_model.fit(stream, epochs=spec.epochs, initial_epoch=done, steps_per_epoch=task.steps,
+            fit_model.fit(stream, epochs=spec.epochs, initial_epoch=done, steps_per_epoch=data.steps,
                           callbacks=callbacks, verbose=0, shuffle=False)
             if _diverged(history):
                 status = "diverged"
             elif len({r["epoch"] for r in history}) < spec.epochs:
                 status = "interrupted"  # a stop request, or fit returned early without a cause we know
-            # 4. a finished run keeps its model and the task's extras (captcha: test confusion)
+            # 4. a finished run keeps its model and its task's extras (captcha: test confusion)
             if status == "finished":
                 if twin is not None:  # the saved and exported model is a one-device model
                     twin.set_weights(model.get_weights())
                     model = twin
                 with atomic.replacing(run_dir / "model.keras") as tmp:
                     model.save(tmp)
-                for name, value in (task.finalize(model) if task.finalize else {}).items():
+                for name, value in (data.finalize(model) if data.finalize else {}).items():
                     atomic.write_text(run_dir / f"{name}.json", json.dumps(value))
     except KeyboardInterrupt:
         _finish(store, run_id, "interrupted", started, history, params, spec, listener, None)

@@ -15,10 +15,8 @@ import json
 import os
 from pathlib import Path
 
-import numpy as np
 
-from kerashw import atomic, figures, task as tasks
-from kerashw.captcha.constants import ALPHABET, HEADS
+from kerashw import atomic, figures, tasks
 from kerashw.config import DataError, RunSpec, TrainOptions
 from kerashw.identity import identify
 from kerashw.store import RunRow, Store
@@ -78,17 +76,16 @@ def settings_table(rows: list[RunRow]) -> list[str]:
 
 
 def metrics_table(rows: list[RunRow]) -> list[str]:
-    """The final epoch per phase in the report's terms."""
+    """The final epoch per phase in the report's terms (the runs' task's columns)."""
     labels = short_labels(rows)
-    captcha = rows[0].task == "captcha"
-    names = ["loss", *(f"char {k}" for k in range(1, 5)), "whole"] if captcha else ["loss", "top-1", "top-3"]
-    keys = ["loss", *(f"{h}_acc" for h in HEADS), "whole"] if captcha else ["loss", "top1", "top3"]
+    columns = tasks.get(rows[0].task).columns
+    names = ["loss", *(c.name for c in columns)]
     lines = ["| run | phase | " + " | ".join(names) + " |", "|---|---|" + "---|" * len(names)]
     for r in rows:
         for phase in ("train", "val", "test"):
             m = r.final.get(phase) or {}
             cells = [f"{m['loss']:.4f}" if m.get("loss") is not None else ""]
-            cells += [_pct(m.get(k)) for k in keys[1:]]
+            cells += [_pct(m.get(c.key)) for c in columns]
             lines.append(f"| {labels[r.id]} | {phase} | " + " | ".join(cells) + " |")
     return lines
 
@@ -165,20 +162,11 @@ def mistakes(store: Store, row: RunRow, options: TrainOptions, limit: int = GALL
 
     check_data(row, options)
     spec = RunSpec.from_dict(row.spec)
-    split = tasks.test_split(spec, options)
+    task = tasks.get(row.task)
+    split = task.test_split(spec, options)
     model = keras.models.load_model(store.run_dir(row.id) / "model.keras", compile=False)
     pred = model.predict(split.x.astype("float32") / 255.0, batch_size=256, verbose=0)
-    if row.task == "captcha":
-        guess = np.stack([np.argmax(pred[h], axis=-1) for h in HEADS], axis=1)
-        truth = np.stack([split.y[h] for h in HEADS], axis=1)
-        wrong = np.flatnonzero((guess != truth).any(axis=1))
-        text = lambda codes: "".join(ALPHABET[c] for c in codes)
-        captions = [f"{text(truth[i])} -> {text(guess[i])}" for i in wrong[:limit]]
-    else:
-        top3 = np.argsort(-pred, axis=-1)[:, :3]
-        truth = np.asarray(split.y)
-        wrong = np.flatnonzero(top3[:, 0] != truth)
-        captions = [f"{truth[i]} -> {top3[i, 0]} ({','.join(map(str, top3[i]))})" for i in wrong[:limit]]
+    wrong, captions = task.mistakes(pred, split, limit)
     return [split.x[i] for i in wrong[:limit]], captions, len(wrong), len(split)
 
 
@@ -186,9 +174,8 @@ def draw_mistakes(path: Path, store: Store, row: RunRow, options: TrainOptions, 
                   limit: int = GALLERY_SIZE, prefix: str = "") -> Path:
     """The gallery of a run's first `limit` test mistakes (the report's and the TUI's)."""
     images, captions, wrong, n = mistakes(store, row, options, limit)
-    cell = (3.0, 1.5) if row.task == "captcha" else (2.2, 2.4)  # a captcha's 50x130, a digit's 28x28
     return figures.gallery(path, images, captions, f"{prefix}{wrong} of {n} test images wrong "
-                           f"(first {min(wrong, limit)}; true -> predicted)", cell=cell)
+                           f"(first {min(wrong, limit)}; true -> predicted)", cell=tasks.get(row.task).gallery_cell)
 
 
 def write_report(store: Store, out: Path, *, exp: str | None = None, run_ids=(),
@@ -227,10 +214,8 @@ def write_report(store: Store, out: Path, *, exp: str | None = None, run_ids=(),
     md += ["", "## Final epoch", "", "Accuracies in %; captchas: per character and whole captcha.", ""]
     md += metrics_table(finished)
     md += ["", "## Curves", "", "Validation solid, training dashed; one colour per run.", ""]
-    for metric, label, pct in (("loss", "loss", False), ("top1", "top-1 accuracy %", True),
-                               ("whole", "whole-captcha accuracy %", True)):
-        if metric == "whole" and finished[0].task != "captcha":
-            continue
+    task = tasks.get(finished[0].task)
+    for metric, label, pct in (("loss", "loss", False), *((c.key, c.name, True) for c in task.curves)):
         series = _series(store, finished, metric)
         name = figs.get(f"curves-{metric}.png", key,
                         lambda p, s=series, y=label, c=pct: figures.curves(p, s, ylabel=y, title=f"{title}: {y}",
@@ -239,14 +224,13 @@ def write_report(store: Store, out: Path, *, exp: str | None = None, run_ids=(),
     md += ["", "## Mistakes on the test split", ""]
     for r in finished:
         run_key = _key([r])
-        if r.task == "captcha":
-            conf_file = store.run_dir(r.id) / "confusion_test.json"
-            if conf_file.exists():
-                matrices = json.loads(conf_file.read_text())
-                name = figs.get(f"confusion-{r.id[:12]}.png", run_key,
-                                lambda p, m=matrices, rr=r: figures.confusion(
-                                    p, m, ALPHABET, f"{labels[rr.id]}: test confusion (log counts)"))
-                md.append(f"![confusion {r.id[:8]}]({name})")
+        conf_file = store.run_dir(r.id) / "confusion_test.json"  # what a task's finalize wrote
+        if conf_file.exists():
+            matrices = json.loads(conf_file.read_text())
+            name = figs.get(f"confusion-{r.id[:12]}.png", run_key,
+                            lambda p, m=matrices, rr=r: figures.confusion(
+                                p, m, task.classes, f"{labels[rr.id]}: test confusion (log counts)"))
+            md.append(f"![confusion {r.id[:8]}]({name})")
         name = figs.get(f"mistakes-{r.id[:12]}.png", run_key,
                         lambda p, rr=r: draw_mistakes(p, store, rr, options, prefix=f"{labels[rr.id]}: "))
         md.append(f"![mistakes {r.id[:8]}]({name})")

@@ -94,7 +94,7 @@ def test_list_shows_done_and_estimates_without_creating_a_store(tmp_path, monkey
 
 
 def test_tui_entry_point_help_and_bad_store(tmp_path, capsys):
-    from tui.app import main as tui_main
+    from kerashw.cli import tui_main
 
     with pytest.raises(SystemExit) as exc:
         tui_main(["--help"])

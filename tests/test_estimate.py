@@ -1,6 +1,6 @@
 import dataclasses
 
-from kerashw import estimate
+from kerashw import estimate, tasks
 from kerashw.config import RunSpec, baseline
 from kerashw.studies import get_study
 
@@ -15,7 +15,7 @@ def test_table_estimate_scales_with_epochs_limit_and_batch():
     base = baseline("mnist")
     one = estimate.run_seconds(dataclasses.replace(base, epochs=1))
     ten = estimate.run_seconds(base)
-    assert ten > one > estimate.WARM_UP["mnist"]
+    assert ten > one > tasks.get("mnist").warm_up
     assert estimate.run_seconds(dataclasses.replace(base, limit=4800)) < ten
     # batch 4 is overhead-bound: many more steps for the same images
     assert estimate.run_seconds(dataclasses.replace(base, batch_size=4)) > 5 * ten
@@ -28,11 +28,11 @@ def test_store_timings_replace_the_table(store):
     # a finished cnn run measured 10x slower per image than the table says
     measured = dataclasses.replace(spec, seed=7)
     per_image_epoch = 10 * estimate.SECONDS_PER_1K["cnn"] / 1000
-    _finish(store, measured, estimate.WARM_UP["mnist"] + per_image_epoch * 2 * 1000)
+    _finish(store, measured, tasks.get("mnist").warm_up + per_image_epoch * 2 * 1000)
     calibrated = estimate.run_seconds(spec, store)
-    assert calibrated > 5 * (table - estimate.WARM_UP["mnist"])
+    assert calibrated > 5 * (table - tasks.get("mnist").warm_up)
     # the same image count and epochs: the measured elapsed comes back
-    assert abs(calibrated - (estimate.WARM_UP["mnist"] + per_image_epoch * 2000)) < 1e-6
+    assert abs(calibrated - (tasks.get("mnist").warm_up + per_image_epoch * 2000)) < 1e-6
 
 
 def test_study_estimate_skips_finished_runs(store):
@@ -71,7 +71,7 @@ def test_human():
 def test_store_timings_match_augmentation(store):
     cap = baseline("captcha")  # augment on
     plain = dataclasses.replace(cap, augment=False, seed=1)
-    _finish(store, plain, estimate.WARM_UP["captcha"] + 1000.0)  # a very slow run without it
+    _finish(store, plain, tasks.get("captcha").warm_up + 1000.0)  # a very slow run without it
     assert estimate.run_seconds(cap, store) == estimate.run_seconds(cap)  # not comparable
     assert estimate.run_seconds(dataclasses.replace(cap, augment=False), store) > estimate.run_seconds(cap)
 

@@ -8,13 +8,17 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 ORDER = [
-    "kerashw", "kerashw.config", "kerashw.images", "kerashw.listener", "kerashw.stdio", "kerashw.atomic", "kerashw.stopping", "kerashw.parallel", "kerashw.precision", "kerashw.distribute",
-    "kerashw.claims", "kerashw.store", "kerashw.studies", "kerashw.task", "kerashw.pipeline",
-    "kerashw.mnist", "kerashw.mnist.source", "kerashw.mnist.task",
-    "kerashw.captcha", "kerashw.captcha.constants", "kerashw.captcha.synth", "kerashw.captcha.preprocess",
-    "kerashw.captcha.folders", "kerashw.captcha.cache", "kerashw.captcha.task", "kerashw.captcha.preview",
-    "kerashw.identity", "kerashw.estimate", "kerashw.blocks", "kerashw.models", "kerashw.callbacks", "kerashw.train",
-    "kerashw.report", "kerashw.export", "kerashw.figures", "kerashw.writeup", "kerashw.clirun", "kerashw.workers", "kerashw.cli",
+    "kerashw", "kerashw.config", "kerashw.images", "kerashw.listener", "kerashw.stdio", "kerashw.atomic",
+    "kerashw.stopping", "kerashw.parallel", "kerashw.precision", "kerashw.distribute", "kerashw.claims",
+    "kerashw.store", "kerashw.study", "kerashw.task", "kerashw.pipeline", "kerashw.rundata", "kerashw.blocks",
+    "kerashw.mnist", "kerashw.mnist.constants", "kerashw.mnist.studies", "kerashw.mnist.source",
+    "kerashw.mnist.models", "kerashw.mnist.task", "kerashw.mnist.definition",
+    "kerashw.captcha", "kerashw.captcha.constants", "kerashw.captcha.studies", "kerashw.captcha.synth",
+    "kerashw.captcha.preprocess", "kerashw.captcha.folders", "kerashw.captcha.cache", "kerashw.captcha.models",
+    "kerashw.captcha.task", "kerashw.captcha.preview", "kerashw.captcha.definition",
+    "kerashw.tasks", "kerashw.studies", "kerashw.models", "kerashw.identity", "kerashw.estimate",
+    "kerashw.callbacks", "kerashw.train", "kerashw.report", "kerashw.export", "kerashw.figures",
+    "kerashw.writeup", "kerashw.clirun", "kerashw.workers", "kerashw.cli",
 ]
 
 
@@ -67,3 +71,30 @@ def test_the_tui_loads_tensorflow_only_in_its_worker():
         names = {a.name for n in top_level for a in n.names} | {n.module for n in top_level
                                                                  if isinstance(n, ast.ImportFrom)}
         assert not names & {"kerashw.train", "keras", "tensorflow"}, path.name
+
+
+# The one place outside the task packages that may name a task: config.py's run-id rules
+# (the spec's `task` field, each model's task, each task's baseline).
+NAMES_ALLOWED_IN = {"kerashw/config.py"}
+
+
+def test_only_the_task_packages_name_a_task():
+    """Code outside kerashw/mnist/ and kerashw/captcha/ asks the run's task (kerashw.tasks)
+    and never which task it is: no "mnist" or "captcha" string anywhere else in kerashw/ or tui/."""
+    from kerashw.tasks import TASKS
+
+    for path in [*(ROOT / "kerashw").rglob("*.py"), *(ROOT / "tui").rglob("*.py")]:
+        rel = path.relative_to(ROOT).as_posix()
+        if rel in NAMES_ALLOWED_IN or rel.startswith(tuple(f"kerashw/{t}/" for t in TASKS)):
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Constant) and node.value in TASKS:
+                raise AssertionError(f"{rel}:{node.lineno} names the task {node.value!r}; ask the run's task "
+                                     "(kerashw.tasks.get(spec.task)) instead")
+
+
+def test_the_tui_never_imports_the_cli():
+    """kerashw.cli opens the TUI (`kerashw tui`, `kerashw-tui`); the TUI importing the CLI back
+    was a cycle."""
+    for path in (ROOT / "tui").rglob("*.py"):
+        assert not any(i == "kerashw.cli" or i.startswith("kerashw.cli.") for i in _imports(path)), path

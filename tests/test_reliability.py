@@ -292,7 +292,7 @@ def test_a_malformed_row_is_named_and_the_tui_stays_up(tmp_path):
 
 
 def test_top3_counts_ties_against_the_model():
-    from kerashw.task import strict_top_k
+    from kerashw.rundata import strict_top_k
 
     metric = strict_top_k(3)
     metric.update_state(np.array([4, 7]), np.full((2, 10), 0.1, dtype="float32"))  # collapsed

@@ -32,11 +32,11 @@ def test_unknown_study_lists_known():
 
 @pytest.mark.parametrize("name,limit", [("captcha-best", 100_000), ("captcha-tiny", 25_000)])
 def test_the_beyond_the_report_studies_stay_under_their_parameter_budgets(name, limit):
+    from kerashw import tasks
     from kerashw.models import count_params, get_model
-    from kerashw.task import input_shape
 
     (spec,) = get_study(name).specs()
     assert spec.task == "captcha" and spec.augment and spec.arcs > 0 and spec.extra
     assert spec.optimizer == "adamw" and spec.schedule == "cosine" and spec.label_smoothing > 0
-    model = get_model(spec.model)(input_shape(spec), 19)
+    model = get_model(spec.model)(tasks.get(spec.task).input_shape(spec), 19)
     assert count_params(model)[0] < limit

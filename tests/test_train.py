@@ -141,7 +141,7 @@ def test_cosine_schedule_warms_up_then_decays_and_adamw_decays_weights():
 def test_label_smoothing_loss_matches_the_formula():
     import numpy as np
 
-    from kerashw.task import sparse_ce
+    from kerashw.rundata import sparse_ce
 
     probs = np.array([[0.7, 0.2, 0.1], [0.1, 0.1, 0.8]], dtype="float32")
     labels = np.array([0, 1])
@@ -156,10 +156,10 @@ def test_training_step_is_traced_once_with_its_state_built_before(tiny_mnist):
     a tf.function that creates variables is traced twice (half a short run's time)."""
     import tensorflow as tf
 
-    from kerashw import task as tasks
+    from kerashw import tasks
 
     spec = RunSpec(epochs=1, limit=64, optimizer="adam", lr=1e-3)
-    task = tasks.prepare(spec, opts(tiny_mnist))
+    task = tasks.get(spec.task).prepare(spec, opts(tiny_mnist))
     _, fit_model = train.build(spec, task)
     stream = task.train(start_epoch=0)
     traced = []

@@ -394,7 +394,7 @@ def test_kerashw_tui_and_the_tui_subcommand_share_options():
 
     help_text = CliRunner().invoke(main, ["tui", "--help"]).output
     assert "--store" in help_text and "--mnist" in help_text and "--skip-bad" in help_text
-    out = subprocess.run([sys.executable, "-c", "from tui.app import main; main(['--help'])"],
+    out = subprocess.run([sys.executable, "-c", "from kerashw.cli import tui_main; tui_main(['--help'])"],
                          capture_output=True, text=True)
     assert out.returncode == 0 and "--store" in out.stdout and "kerashw-tui" in out.stdout
 

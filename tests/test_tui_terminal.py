@@ -65,6 +65,11 @@ def test_kerashw_tui_trains_a_study_that_preprocesses_in_one_start(tmp_path, syn
             time.sleep(1)
         screen = _tmux(*session, "capture-pane", "-p", "-t", "t")
         assert sorted(_statuses(store / "runs.db")) == ["finished"] * 3, screen
+        for _ in range(100):  # the store is written before the app draws the study's end
+            if "study captcha-preprocess done: 3 finished" in screen:
+                break
+            time.sleep(0.2)
+            screen = _tmux(*session, "capture-pane", "-p", "-t", "t")
         # still on the Train tab, which says how the study ended
         assert "study captcha-preprocess done: 3 finished" in screen, screen
     finally:

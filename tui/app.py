@@ -218,13 +218,6 @@ class KerasHWApp(App):
         self.results.reload()
 
 
-def main(argv=None) -> None:
-    """`kerashw-tui`: the same command line as `kerashw tui` (one set of options, in cli.py)."""
-    from kerashw.cli import tui_cmd
-
-    tui_cmd.main(args=argv, prog_name="kerashw-tui")
-
-
 def run_app(store_path=None, mnist=None, skip_bad=False) -> int:
     """Open the app on a store; returns the exit code."""
     import click
@@ -269,7 +262,3 @@ def divert_stderr(log: Path):
             yield
         finally:
             sys.__stderr__ = saved
-
-
-if __name__ == "__main__":
-    main()

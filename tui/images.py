@@ -18,6 +18,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Static
 from textual_image.widget import Image
 
+from kerashw import tasks
 from kerashw.config import RunSpec, TrainOptions
 
 
@@ -33,13 +34,10 @@ def draw_run_images(store, row, options: TrainOptions) -> list[tuple[str, Path]]
     if not mistakes.exists() or mistakes.stat().st_mtime < model.stat().st_mtime:
         writeup.draw_mistakes(mistakes, store, row, options, limit=12)
     out.append(("misclassified test images (true -> predicted)", mistakes))
-    if row.task == "captcha":
-        from kerashw.captcha.preview import write_preview
-
-        preview = run_dir / "preview.png"
-        if not preview.exists():
-            write_preview(RunSpec.from_dict(row.spec).data, preview, n=4)
-        out.append(("preprocessing preview: original | denoise | denoise2", preview))
+    preview = run_dir / "preview.png"  # the task's picture of its input variants, if it has one
+    caption = tasks.get(row.task).preview(RunSpec.from_dict(row.spec), preview)
+    if caption:
+        out.append((caption, preview))
     return out
 
 

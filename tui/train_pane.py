@@ -9,8 +9,7 @@ from textual.containers import Horizontal, Vertical
 from textual.widgets import DataTable, Label, ProgressBar, Static
 from textual_plotext import PlotextPlot
 
-from kerashw import report
-from kerashw.captcha.constants import HEADS
+from kerashw import report, tasks
 from tui.messages import (EpochEnded, EpochStarted, RunFailed, RunStarted, StepProgress, StudyFinished,
                           StudyStarted)
 
@@ -55,18 +54,12 @@ class MetricsTable(DataTable):
 
     def start(self, task: str) -> None:
         self.clear(columns=True)
-        self.kind = task
-        cols = ["ep", "phase", "loss"]
-        cols += ["c1", "c2", "c3", "c4", "whole"] if task == "captcha" else ["top-1", "top-3"]
-        self.add_columns(*cols)
+        self.columns_shown = tasks.get(task).columns  # the run's task's accuracies
+        self.add_columns("ep", "phase", "loss", *(c.header for c in self.columns_shown))
 
     def add_record(self, r: dict) -> None:
         cells = [f"{r['epoch']}/{r['epochs']}", r["phase"], f"{r['loss']:.4f}"]
-        if getattr(self, "kind", "mnist") == "captcha":
-            cells += [report.pct(r.get(f"{k}_acc")) for k in HEADS]
-            cells.append(report.pct(r.get("whole")))
-        else:
-            cells += [report.pct(r.get("top1")), report.pct(r.get("top3"))]
+        cells += [report.pct(r.get(c.key)) for c in getattr(self, "columns_shown", ())]
         self.add_row(*cells)
         self.move_cursor(row=self.row_count - 1)  # keep the newest line in view
 

@@ -9,3 +9,4 @@ HEIGHT, WIDTH = 50, 130  # every variant's output size (the report's resize)
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
 REPORT_SPLIT = (4000, 1000, 3000)  # the report's train:val:test
 SYNTH_COUNT = 8000  # the synthetic default's size (the report's 8,000 images)
+NAME = "captcha"  # the task's name in specs, run ids and the store

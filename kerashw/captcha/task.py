@@ -17,11 +17,10 @@ from keras import layers, ops
 
 from kerashw import pipeline
 from kerashw.captcha.cache import captcha_splits
-from kerashw.captcha.constants import HEADS, HEIGHT, NUM_CLASSES, WIDTH
-from kerashw.captcha.preprocess import CHANNELS
+from kerashw.captcha.constants import HEADS, NUM_CLASSES
 from kerashw.config import DataError, RunSpec
 from kerashw.pipeline import Split
-from kerashw.task import EVAL_BATCH, Task, sparse_ce
+from kerashw.rundata import EVAL_BATCH, RunData, sparse_ce
 
 EVAL_BATCH_CAPTCHA = EVAL_BATCH // 4  # a captcha is 23x an MNIST digit: a smaller batch, same memory
 
@@ -66,17 +65,13 @@ def confusion(model, split: Split) -> dict:
     return out
 
 
-def input_shape(spec: RunSpec) -> tuple:
-    return (HEIGHT, WIDTH, CHANNELS[spec.resolved().preprocess])
-
-
 def _splits(spec: RunSpec, options):
     """The run's splits and skipped files, exactly as it trains on them."""
     return captcha_splits(spec.data, spec.preprocess, spec.seed, spec.limit, counts=spec.split,
                           skip_bad=spec.skip_bad, progress=options.progress, extra=spec.extra)
 
 
-def prepare(spec: RunSpec, options) -> Task:
+def prepare(spec: RunSpec, options) -> RunData:
     return from_splits(spec, *_splits(spec, options))
 
 
@@ -84,8 +79,8 @@ def test_split(spec: RunSpec, options) -> Split:
     return _splits(spec, options)[0]["test"]
 
 
-def from_splits(spec: RunSpec, splits: dict[str, Split], skipped=()) -> Task:
-    """The Task over splits already in memory (uint8 images, per-head labels)."""
+def from_splits(spec: RunSpec, splits: dict[str, Split], skipped=()) -> RunData:
+    """The RunData over splits already in memory (uint8 images, per-head labels)."""
     splits = {p: _with_chars(s) for p, s in splits.items()}
     train = splits["train"]
     where = spec.data or "the synthetic set"
@@ -98,7 +93,7 @@ def from_splits(spec: RunSpec, splits: dict[str, Split], skipped=()) -> Task:
                             f"with {phase} 0 to train without them")
     metrics = {h: [keras.metrics.SparseCategoricalAccuracy(name="acc")] for h in HEADS}
     metrics["chars"] = [keras.metrics.MeanMetricWrapper(whole_captcha, name="whole")]
-    return Task(
+    return RunData(
         input_shape=train.x.shape[1:],
         num_classes=NUM_CLASSES,
         train=functools.partial(pipeline.make_train_dataset, train, spec.batch_size, seed=spec.seed,

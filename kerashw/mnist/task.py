@@ -1,4 +1,4 @@
-"""The MNIST task for train.run: the report's 48,000 / 6,000 split, one softmax head."""
+"""The MNIST part's data for train.run: the report's 48,000 / 6,000 split, one softmax head."""
 from __future__ import annotations
 
 import functools
@@ -11,13 +11,8 @@ from kerashw import pipeline
 from kerashw.config import DataError, RunSpec
 from kerashw.mnist import source
 from kerashw.pipeline import Split, subsample
-from kerashw.task import EVAL_BATCH, Task, sparse_ce, strict_top_k
-
-INPUT_SHAPE = (28, 28)
-NUM_CLASSES = 10
-
-# The report's split: 48,000 train + 6,000 val out of the 60,000 training images.
-N_TRAIN, N_VAL = 48_000, 6_000
+from kerashw.mnist.constants import CLASSES, INPUT_SHAPE, N_TRAIN, N_VAL
+from kerashw.rundata import EVAL_BATCH, RunData, sparse_ce, strict_top_k
 
 
 def split_indices(n: int, n_train: int, n_val: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -41,15 +36,11 @@ def mnist_splits(arrays: dict, seed: int, limit: int | None = None) -> dict[str,
     }
 
 
-def input_shape(spec: RunSpec) -> tuple:
-    return INPUT_SHAPE
-
-
 def _splits(spec: RunSpec, options) -> dict[str, Split]:
     return mnist_splits(source.load_mnist_once(options.mnist), spec.seed, spec.limit)
 
 
-def prepare(spec: RunSpec, options) -> Task:
+def prepare(spec: RunSpec, options) -> RunData:
     return from_splits(spec, _splits(spec, options))
 
 
@@ -57,15 +48,15 @@ def test_split(spec: RunSpec, options) -> Split:
     return _splits(spec, options)["test"]
 
 
-def from_splits(spec: RunSpec, splits: dict[str, Split]) -> Task:
-    """The Task over splits already in memory (uint8 digits, integer labels)."""
+def from_splits(spec: RunSpec, splits: dict[str, Split]) -> RunData:
+    """The RunData over splits already in memory (uint8 digits, integer labels)."""
     train = splits["train"]
     if len(train) < spec.batch_size:
         raise DataError(f"{len(train)} MNIST training image(s) (--limit {spec.limit}), fewer than one batch "
                         f"of {spec.batch_size}; raise --limit or lower --batch")
-    return Task(
+    return RunData(
         input_shape=INPUT_SHAPE,
-        num_classes=NUM_CLASSES,
+        num_classes=len(CLASSES),
         train=functools.partial(pipeline.make_train_dataset, train, spec.batch_size, seed=spec.seed,
                                 epochs=spec.epochs),
         eval_sets={p: (pipeline.make_dataset(splits[p], EVAL_BATCH),
