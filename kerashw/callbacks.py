@@ -20,6 +20,7 @@ import keras
 
 from kerashw import atomic, distribute
 from kerashw.listener import Listener
+from kerashw.record import PhaseRecord
 
 SECONDS = "epoch_seconds"  # the log key of an epoch's training time
 
@@ -103,8 +104,7 @@ class StoreWriter(keras.callbacks.Callback):
                 phases[split] = metrics
         for phase, metrics in phases.items():
             seconds = logs.get(SECONDS) if phase == "train" else metrics.pop(SECONDS, None)
-            record = {"epoch": epoch + 1, "epochs": self.epochs, "phase": phase,
-                      "samples": self.sizes[phase], "seconds": seconds, **metrics}
+            record = PhaseRecord(epoch + 1, self.epochs, phase, self.sizes[phase], seconds, metrics)
             self.write(record)
             self.listener.phase_ended(record)
 

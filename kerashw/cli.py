@@ -242,9 +242,8 @@ def results(run_id, exp, fmt, store_path, confusion):
             raise click.ClickException(exc.args[0]) from None
         console.print(f"run {row.id}  {row.label}  status: {row.status}  "
                       f"params: {row.trainable_params or 0:,}  elapsed: {row.elapsed or 0:.1f}s")
-        epochs = max((e["epoch"] for e in store.epochs(row.id)), default=0)
         for e in store.epochs(row.id):
-            click.echo(report.epoch_line({**e, "epochs": row.spec.get("epochs", epochs)}, row.task))
+            click.echo(report.epoch_line(e, row.task))
         if row.error:
             console.print(f"[red]error:[/red] {row.error}")
         if confusion:

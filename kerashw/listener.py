@@ -12,8 +12,8 @@ class Listener:
 
     def step(self, step: int, steps: int) -> None: ...
 
-    def phase_ended(self, record: dict) -> None:
-        """One epoch x phase: {epoch, epochs, phase, samples, loss, top1, ...}."""
+    def phase_ended(self, record) -> None:
+        """One epoch x phase: a kerashw.record.PhaseRecord."""
 
     def run_ended(self, result) -> None: ...
 

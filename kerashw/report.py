@@ -14,7 +14,7 @@ def pct(value) -> str:
     return "" if value is None else f"{100 * value:.2f}"
 
 
-def epoch_line(r: dict, task: str) -> str:
+def epoch_line(r, task: str) -> str:
     """The report's line: `Epoch [2/10], phase: train, samples: 48000, Loss: ..., ...`."""
     return tasks.get(task).epoch_line(r)
 

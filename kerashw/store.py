@@ -16,6 +16,7 @@ from pathlib import Path
 
 from kerashw.claims import STALE, Claims, StoreError  # noqa: F401  (StoreError is part of this API)
 from kerashw.config import LATER_DEFAULTS
+from kerashw.record import PhaseRecord
 
 STATUSES = ("running", "finished", "failed", "interrupted", "diverged")
 
@@ -261,16 +262,16 @@ class Store(Claims):
             for study in studies:
                 con.execute("INSERT OR IGNORE INTO run_studies VALUES (?, ?)", (run_id, study))
 
-    def log_epoch(self, run_id: str, epoch: int, phase: str, metrics: dict,
-                  samples: int | None = None, seconds: float | None = None) -> None:
+    def log_epoch(self, run_id: str, record: PhaseRecord) -> None:
         """One epoch x phase, as it ends; also the owner's heartbeat."""
+        metrics = record.metrics
         extra = {k: v for k, v in metrics.items() if k not in ("loss", "top1", "top3")}
         with self._connect() as con:
             table = "attempt_epochs" if self._replacing(con, run_id) else "epochs"
             con.execute(
                 f"INSERT OR REPLACE INTO {table} VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (run_id, epoch, phase, samples, metrics.get("loss"), metrics.get("top1"),
-                 metrics.get("top3"), to_json(extra) if extra else None, seconds),
+                (run_id, record.epoch, record.phase, record.samples, metrics.get("loss"), metrics.get("top1"),
+                 metrics.get("top3"), to_json(extra) if extra else None, record.seconds),
             )
             con.execute("UPDATE claims SET heartbeat=? WHERE run_id=?", (time.time(), run_id))
 
@@ -374,7 +375,8 @@ class Store(Claims):
             for r in rows
         ]
 
-    def epochs(self, run_id: str) -> list[dict]:
+    def epochs(self, run_id: str) -> list[PhaseRecord]:
+        """The run's phase records as they were written, epochs counted from its spec."""
         with self._connect() as con:
             con.row_factory = sqlite3.Row
             rows = con.execute(
@@ -382,9 +384,13 @@ class Store(Claims):
                 "CASE phase WHEN 'train' THEN 0 WHEN 'val' THEN 1 ELSE 2 END",
                 (run_id,),
             ).fetchall()
+            spec = con.execute("SELECT spec FROM runs WHERE id=?", (run_id,)).fetchone()
+        try:
+            epochs = json.loads(spec[0]).get("epochs") if spec else None
+        except (ValueError, AttributeError):
+            epochs = None  # runs() names a damaged spec; the records stand without it
         out = []
         for r in rows:
-            d = {k: r[k] for k in ("epoch", "phase", "samples", "loss", "top1", "top3", "seconds")}
             try:
                 extra = json.loads(r["extra"] or "{}")
                 if not isinstance(extra, dict):
@@ -392,6 +398,8 @@ class Store(Claims):
             except ValueError as exc:
                 raise StoreError(f"{self.path}: run {run_id} epoch {r['epoch']} {r['phase']} has an "
                                  f"unreadable extra field ({exc}); fix or delete that run") from None
-            d.update(extra)
-            out.append(d)
+            # a column a task does not fill (a captcha's top3) is absent, as in the record written
+            metrics = {k: r[k] for k in ("loss", "top1", "top3") if r[k] is not None}
+            out.append(PhaseRecord(r["epoch"], epochs if isinstance(epochs, int) else max(x["epoch"] for x in rows),
+                                   r["phase"], r["samples"], r["seconds"], {**metrics, **extra}))
         return out

@@ -59,8 +59,8 @@ class Task:
         return None
 
     # -- words ----------------------------------------------------------------------
-    def epoch_line(self, record: dict) -> str:
-        """The report's log line for one phase record."""
+    def epoch_line(self, record) -> str:
+        """The report's log line for one PhaseRecord."""
         raise NotImplementedError
 
     def mistakes(self, pred, split, limit: int) -> tuple[list[int], list[str]]:

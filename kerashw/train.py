@@ -24,6 +24,7 @@ from kerashw.callbacks import (Backup, BestWeights, CancelOnEvent, EpochProgress
 from kerashw.config import DataError, RunSpec, TrainOptions, unique
 from kerashw.identity import identify, identify_all
 from kerashw.listener import Listener
+from kerashw.record import PhaseRecord
 from kerashw.models import count_params, get_model
 from kerashw.claims import Claim
 from kerashw.stopping import signals_request_stop
@@ -39,7 +40,7 @@ class RunResult:
     params: tuple[int, int] = (0, 0)
     final: dict = field(default_factory=dict)  # {phase: metrics} of the last epoch
     best: dict = field(default_factory=dict)  # {"epoch": n, phase: metrics} of the best val epoch
-    history: list = field(default_factory=list)  # every phase record
+    history: list = field(default_factory=list)  # every PhaseRecord of the run
     error: str | None = None
 
 
@@ -60,8 +61,8 @@ def steps_per_execution(steps: int) -> int:
     return next(k for k in range(most, 0, -1) if steps % k == 0)
 
 
-def _best_val(history: list[dict]) -> float | None:
-    scores = [r["top1"] for r in history if r["phase"] == "val" and r.get("top1") is not None]
+def _best_val(history: list[PhaseRecord]) -> float | None:
+    scores = [r.get("top1") for r in history if r.phase == "val" and r.get("top1") is not None]
     return max(scores) if scores else None
 
 
@@ -104,11 +105,12 @@ def _build_state(fit_model, stream) -> None:
     fit_model._symbolic_build(data_batch=stream.element_spec)
 
 
-def _summarise(history: list[dict]) -> tuple[dict, dict]:
-    metric_keys = lambda r: {k: v for k, v in r.items() if k not in ("epoch", "epochs", "phase")}
+def _summarise(history: list[PhaseRecord]) -> tuple[dict, dict]:
+    """({phase: metrics} of the last epoch, {"epoch": n, phase: metrics} of the best val
+    top-1 epoch, the first of equals), in the store's shape."""
     by_epoch: dict[int, dict] = {}
     for r in history:
-        by_epoch.setdefault(r["epoch"], {})[r["phase"]] = metric_keys(r)
+        by_epoch.setdefault(r.epoch, {})[r.phase] = {"samples": r.samples, "seconds": r.seconds, **r.metrics}
     if not by_epoch:
         return {}, {}
     final = by_epoch[max(by_epoch)]
@@ -127,9 +129,9 @@ DIVERGED_LOSS = 1e6
 DIVERGED_FACTOR = 100.0
 
 
-def _diverged(history: list[dict]) -> bool:
-    losses = [r["loss"] for r in history if isinstance(r.get("loss"), (int, float))]
-    first = next((r["loss"] for r in history if r["phase"] == "train"), None)
+def _diverged(history: list[PhaseRecord]) -> bool:
+    losses = [r.get("loss") for r in history if isinstance(r.get("loss"), (int, float))]
+    first = next((r.get("loss") for r in history if r.phase == "train"), None)
     limit = DIVERGED_LOSS if first is None or not math.isfinite(first) else \
         min(DIVERGED_LOSS, DIVERGED_FACTOR * max(first, 1e-12))
     return any(not math.isfinite(x) or x > limit for x in losses)
@@ -172,7 +174,7 @@ def run(spec: RunSpec, *, store: Store | None = None, studies=(), listener: List
 
 def _train(spec, store, run_dir, studies, listener, cancel, index, total, options) -> RunResult:
     run_id = spec.run_id
-    history: list[dict] = []
+    history: list[PhaseRecord] = []
     started = time.perf_counter()
 
     # 1. data and model: seeded, so the same spec gives the same numbers
@@ -200,8 +202,8 @@ def _train(spec, store, run_dir, studies, listener, cancel, index, total, option
     done = min(Backup.epochs_done(backup_dir), spec.epochs) if resumable else 0
     store.start_run(run_id, spec.task, spec.label(), spec.to_dict(), studies, params, versions(),
                     keep_through=done)
-    history.extend({**r, "epochs": spec.epochs} for r in store.epochs(run_id) if r["epoch"] <= done)
-    if done and len({r["epoch"] for r in history}) != done:
+    history.extend(r for r in store.epochs(run_id) if r.epoch <= done)
+    if done and len({r.epoch for r in history}) != done:
         done, history[:] = 0, []  # the store lost some of those epochs: start over
         shutil.rmtree(backup_dir, ignore_errors=True)
         store.start_run(run_id, spec.task, spec.label(), spec.to_dict(), studies, params, versions())
@@ -212,11 +214,9 @@ def _train(spec, store, run_dir, studies, listener, cancel, index, total, option
     if data.skipped:
         listener.notice(f"skipped {len(data.skipped)} unreadable image(s): {', '.join(data.skipped[:5])}")
 
-    def write(record):
+    def write(record: PhaseRecord):
         history.append(record)
-        metrics = {k: v for k, v in record.items() if k not in ("epoch", "epochs", "phase", "samples", "seconds")}
-        store.log_epoch(run_id, record["epoch"], record["phase"], metrics,
-                        samples=record["samples"], seconds=record["seconds"])
+        store.log_epoch(run_id, record)
 
     # 2. one epoch: the training steps, then these in order, sharing one logs dict. A signal
     # during fit is a request to stop at the next step (kerashw.stopping): `stop` carries it
@@ -252,7 +252,7 @@ def _train(spec, store, run_dir, studies, listener, cancel, index, total, option
                           callbacks=callbacks, verbose=0, shuffle=False)
             if _diverged(history):
                 status = "diverged"
-            elif len({r["epoch"] for r in history}) < spec.epochs:
+            elif len({r.epoch for r in history}) < spec.epochs:
                 status = "interrupted"  # a stop request, or fit returned early without a cause we know
             # 4. a finished run keeps its model and its task's extras (captcha: test confusion)
             if status == "finished":

@@ -120,8 +120,8 @@ def _series(store: Store, rows: list[RunRow], key: str) -> dict:
     for r in rows:
         phases: dict[str, list] = {}
         for e in store.epochs(r.id):
-            if e.get(key) is not None and e["phase"] in ("train", "val"):
-                phases.setdefault(e["phase"], []).append((e["epoch"], e[key]))
+            if e.get(key) is not None and e.phase in ("train", "val"):
+                phases.setdefault(e.phase, []).append((e.epoch, e.get(key)))
         series[labels[r.id]] = phases
     return series
 

@@ -12,16 +12,16 @@ def test_one_epoch_stores_per_character_metrics(captcha_run):
     store, row, _ = captcha_run
     assert row.status == "finished" and row.spec["preprocess"] == "denoise"
     eps = store.epochs(row.id)
-    assert [(e["phase"], e["samples"]) for e in eps] == [("train", 64), ("val", 20), ("test", 60)]
+    assert [(e.phase, e.samples) for e in eps] == [("train", 64), ("val", 20), ("test", 60)]
     for e in eps:
-        accs = [e[f"char_{k}_acc"] for k in range(1, 5)]
-        assert all(0 <= a <= 1 for a in accs) and 0 <= e["whole"] <= min(accs)
-        assert e["top1"] == pytest.approx(sum(accs) / 4) and e["loss"] > 0
+        accs = [e.metrics[f"char_{k}_acc"] for k in range(1, 5)]
+        assert all(0 <= a <= 1 for a in accs) and 0 <= e.metrics["whole"] <= min(accs)
+        assert e.metrics["top1"] == pytest.approx(sum(accs) / 4) and e.metrics["loss"] > 0
     conf = json.loads((store.run_dir(row.id) / "confusion_test.json").read_text())
     assert sorted(conf) == ["char_1", "char_2", "char_3", "char_4"]
     assert sum(map(sum, conf["char_1"])) == 60
     diag = sum(conf["char_2"][k][k] for k in range(19)) / 60
-    assert diag == pytest.approx(eps[2]["char_2_acc"], abs=1e-6)
+    assert diag == pytest.approx(eps[2].metrics["char_2_acc"], abs=1e-6)
 
 
 def test_cli_confusion_and_results(captcha_run):

@@ -121,7 +121,7 @@ class CancelAfterFirstEpoch(Listener):
         self.cancel = cancel
 
     def phase_ended(self, record):
-        if record["phase"] == "test":
+        if record.phase == "test":
             self.cancel.set()
 
 
@@ -310,10 +310,11 @@ def test_top3_counts_ties_against_the_model():
 
 
 def test_a_run_away_loss_is_diverged_and_json_is_strict(store):
-    history = [{"epoch": 1, "phase": "train", "loss": 2.3}, {"epoch": 2, "phase": "train", "loss": 6e19}]
-    assert train._diverged(history)
-    assert not train._diverged([{"epoch": 1, "phase": "train", "loss": 2.3},
-                                {"epoch": 2, "phase": "val", "loss": 2.9}])
+    from kerashw.record import PhaseRecord
+
+    rec = lambda epoch, phase, loss: PhaseRecord(epoch, 2, phase, 10, None, {"loss": loss})
+    assert train._diverged([rec(1, "train", 2.3), rec(2, "train", 6e19)])
+    assert not train._diverged([rec(1, "train", 2.3), rec(2, "val", 2.9)])
     store.claim("nan1")
     store.start_run("nan1", "mnist", "nn", {})
     store.finish_run("nan1", "diverged", 1.0, {"train": {"loss": float("nan"), "top1": 0.1}})
@@ -429,11 +430,11 @@ def test_an_interrupted_run_resumes_and_ends_as_if_never_stopped(store, tiny_mni
     resumed = train.run(spec, store=store, options=options, listener=Seen())
     assert "resuming run" in started[0] and started[1:] == [3, 4]  # epochs 1-2 were not trained again
     assert resumed.status == "finished"
-    def numbers(records):  # all but the wall-clock time
-        return [{k: v for k, v in r.items() if k != "seconds"} for r in records]
+    def numbers(phases):  # all but the wall-clock time
+        return [{k: v for k, v in p.items() if k != "seconds"} for p in phases]
 
     assert numbers(resumed.final.values()) == numbers(whole.final.values())  # as if never stopped
-    assert numbers(store.epochs(whole.run_id)) == numbers(Store(tmp_path / "unbroken").epochs(whole.run_id))
+    assert _numbers(store.epochs(whole.run_id)) == _numbers(Store(tmp_path / "unbroken").epochs(whole.run_id))
     assert not (store.run_dir(whole.run_id) / "backup").exists()  # a finished run keeps no backup
 
 
@@ -454,11 +455,11 @@ def test_a_full_disk_marks_the_run_failed_with_the_reason(store, tiny_mnist, mon
     real = Store.log_epoch
     calls = []
 
-    def full(self, run_id, epoch, *args, **kwargs):
-        calls.append(epoch)
-        if epoch == 2:
+    def full(self, run_id, record):
+        calls.append(record.epoch)
+        if record.epoch == 2:
             raise StoreError(f"{self.path}: database or disk is full")
-        return real(self, run_id, epoch, *args, **kwargs)
+        return real(self, run_id, record)
 
     monkeypatch.setattr(Store, "log_epoch", full)
     (result,) = train.run_study([RunSpec(epochs=3, limit=128)], store=store,
@@ -478,7 +479,7 @@ def test_an_mnist_training_split_under_one_batch_is_refused(store, tiny_mnist):
 
 
 def _numbers(records):  # all but the wall-clock time
-    return [{k: v for k, v in r.items() if k != "seconds"} for r in records]
+    return [dataclasses.replace(r, seconds=None) for r in records]
 
 
 class SignalAtStep(Listener):

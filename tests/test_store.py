@@ -3,6 +3,7 @@ import sqlite3
 
 import pytest
 
+from kerashw.record import PhaseRecord
 from kerashw.store import Store, StoreError
 
 
@@ -12,7 +13,7 @@ def _write_many(path, prefix, n):
         rid = f"{prefix}{i:04d}"
         s.start_run(rid, "mnist", "x", {"seed": 1}, ["s"])
         for e in range(1, 4):
-            s.log_epoch(rid, e, "train", {"loss": 1.0, "top1": 0.5, "top3": 0.9}, samples=10)
+            s.log_epoch(rid, PhaseRecord(e, 3, "train", 10, None, {"loss": 1.0, "top1": 0.5, "top3": 0.9}))
         s.finish_run(rid, "finished", 1.0, {"train": {"top1": 0.5}})
 
 
@@ -20,22 +21,23 @@ def test_run_lifecycle(store):
     assert store.claim("abc123").verdict == "claimed"
     store.start_run("abc123", "mnist", "nn", {"seed": 42, "lr": 0.05}, ["lr"], (10, 12), {"keras": "3"})
     assert store.status("abc123") == "running"
-    store.log_epoch("abc123", 1, "train", {"loss": 0.5, "top1": 0.9, "top3": 0.99, "char_1_acc": 0.7}, 100, 1.5)
-    store.log_epoch("abc123", 1, "val", {"loss": 0.6, "top1": 0.8, "top3": 0.98}, 10)
+    train = PhaseRecord(1, 1, "train", 100, 1.5, {"loss": 0.5, "top1": 0.9, "top3": 0.99, "char_1_acc": 0.7})
+    store.log_epoch("abc123", train)
+    store.log_epoch("abc123", PhaseRecord(1, 1, "val", 10, None, {"loss": 0.6, "top1": 0.8, "top3": 0.98}))
     store.finish_run("abc123", "finished", 3.0, {"val": {"top1": 0.8}}, {"epoch": 1})
     row = store.find("abc")
     assert (row.status, row.trainable_params, row.total_params, row.seed) == ("finished", 10, 12, 42)
     assert row.studies == ["lr"] and row.final["val"]["top1"] == 0.8 and row.versions == {"keras": "3"}
     eps = store.epochs("abc123")
-    assert [e["phase"] for e in eps] == ["train", "val"]
-    assert eps[0]["char_1_acc"] == 0.7 and eps[0]["seconds"] == 1.5
+    assert [e.phase for e in eps] == ["train", "val"]
+    assert eps[0] == train  # what was written, read back as it was (epochs from the spec: 1)
     # a spec stored before a field existed reads back with the value it had then
     assert row.spec["lr"] == 0.05 and row.spec["arcs"] == 0.0 and row.spec["init"] == "keras"
 
 
 def test_restart_clears_old_epochs_and_keeps_studies(store):
     store.start_run("r1", "mnist", "nn", {}, ["a"])
-    store.log_epoch("r1", 1, "train", {"loss": 1.0})
+    store.log_epoch("r1", PhaseRecord(1, 1, "train", None, None, {"loss": 1.0}))
     store.start_run("r1", "mnist", "nn", {}, ["b"])
     assert store.epochs("r1") == [] and store.get("r1").studies == ["a", "b"]
 
@@ -112,7 +114,7 @@ def test_a_row_of_the_wrong_json_shape_names_the_run(store, column, value, messa
 def test_an_epoch_extra_of_the_wrong_shape_names_the_run(store):
     store.claim("r1")
     store.start_run("r1", "mnist", "nn", {"seed": 1})
-    store.log_epoch("r1", 1, "train", {"loss": 1.0, "c1_acc": 0.5})
+    store.log_epoch("r1", PhaseRecord(1, 1, "train", None, None, {"loss": 1.0, "c1_acc": 0.5}))
     with sqlite3.connect(store.path) as con:
         con.execute("UPDATE epochs SET extra='[0.5]'")
     with pytest.raises(StoreError, match="run r1 epoch 1 train has an unreadable extra field"):

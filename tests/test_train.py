@@ -19,11 +19,11 @@ def test_one_epoch_on_a_slice_stores_three_phases(store, mnist_path):
     result = train.run(spec, store=store, options=opts(mnist_path), studies=["t"])
     assert result.status == "finished"
     eps = store.epochs(spec.run_id)
-    assert [(e["epoch"], e["phase"], e["samples"]) for e in eps] == [
+    assert [(e.epoch, e.phase, e.samples) for e in eps] == [
         (1, "train", 512), (1, "val", 6000), (1, "test", 10000)]
     for e in eps:
-        assert 0 < e["loss"] < 20 and 0 <= e["top1"] <= e["top3"] <= 1
-    assert eps[2]["top1"] > 0.2  # twice chance on held-out data after 8 steps
+        assert 0 < e.get("loss") < 20 and 0 <= e.get("top1") <= e.get("top3") <= 1
+    assert eps[2].get("top1") > 0.2  # twice chance on held-out data after 8 steps
     row = store.get(spec.run_id)
     assert row.status == "finished" and row.trainable_params == 235_146
     assert row.best["epoch"] == 1 and row.versions["keras"].startswith("3")
@@ -77,7 +77,7 @@ def test_huge_learning_rate_is_stored_as_diverged(store, tiny_mnist):
                               options=opts(tiny_mnist))
     assert [r.status for r in results] == ["diverged", "finished"]  # the study went on
     assert store.status(spec.run_id) == "diverged"
-    assert len({e["epoch"] for e in store.epochs(spec.run_id)}) < 3  # TerminateOnNaN stopped it
+    assert len({e.epoch for e in store.epochs(spec.run_id)}) < 3  # TerminateOnNaN stopped it
 
 
 def test_cancel_marks_interrupted_and_keeps_finished(store, tiny_mnist):

@@ -14,6 +14,7 @@ from textual.widgets import Input
 
 from kerashw.config import DataError, Overrides, TrainOptions
 from kerashw.identity import identify_for_display
+from kerashw.record import PhaseRecord
 from kerashw.studies import STUDIES, get_study
 from kerashw.store import Store
 from tui.app import KerasHWApp
@@ -61,10 +62,9 @@ class ScriptedTrainer:
                 for step in range(1, 5):
                     listener.step(step, 4)
                 for phase, acc in (("train", 0.5), ("val", 0.4), ("test", 0.45)):
-                    record = {"epoch": epoch, "epochs": spec.epochs, "phase": phase, "samples": 100,
-                              "seconds": 0.1, "loss": 1.0 / epoch, "top1": acc + epoch / 100, "top3": 0.9}
-                    store.log_epoch(spec.run_id, epoch, phase, {k: record[k] for k in ("loss", "top1", "top3")},
-                                    samples=100, seconds=0.1)
+                    record = PhaseRecord(epoch, spec.epochs, phase, 100, 0.1,
+                                         {"loss": 1.0 / epoch, "top1": acc + epoch / 100, "top3": 0.9})
+                    store.log_epoch(spec.run_id, record)
                     listener.phase_ended(record)
                 if self.wait_for_cancel:
                     self.holding.set()

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from textual.message import Message
 
 from kerashw.listener import Listener
+from kerashw.record import PhaseRecord
 
 
 @dataclass
@@ -62,9 +63,9 @@ class StepProgress(Message):
 
 @dataclass
 class EpochEnded(Message):
-    """One phase (train, val or test) of one epoch, in the store's terms."""
+    """One phase (train, val or test) of one epoch, as the store has it."""
 
-    record: dict
+    record: PhaseRecord
 
 
 @dataclass
@@ -126,7 +127,7 @@ class TuiListener(Listener):
         self.post(StepProgress(done, total, description))
 
     def phase_ended(self, record):
-        self.post(EpochEnded(dict(record)))
+        self.post(EpochEnded(record))  # frozen: shared as it is
 
     def run_ended(self, result):
         if result.status == "failed":

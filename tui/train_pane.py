@@ -26,7 +26,7 @@ class Curves(Horizontal):
     def on_mount(self) -> None:
         self.draw([])
 
-    def draw(self, history: list[dict]) -> None:
+    def draw(self, history: list) -> None:
         for plot_id, key, title in (("#loss-plot", "loss", "loss"),
                                     ("#acc-plot", "top1", "top-1 % (captcha: mean of chars)")):
             widget = self.query_one(plot_id, PlotextPlot)
@@ -35,12 +35,12 @@ class Curves(Horizontal):
             plt.clear_figure()
             plt.title(title)
             for phase in ("train", "val"):
-                points = [(r["epoch"], r[key] * (100 if key == "top1" else 1))
-                          for r in history if r["phase"] == phase and r.get(key) is not None]
+                points = [(r.epoch, r.get(key) * (100 if key == "top1" else 1))
+                          for r in history if r.phase == phase and r.get(key) is not None]
                 if points:
                     xs, ys = zip(*points)
                     plt.plot(list(xs), list(ys), label=phase, marker="braille")
-            epochs = sorted({r["epoch"] for r in history})
+            epochs = sorted({r.epoch for r in history})
             if epochs:
                 step = max(1, len(epochs) // 6)  # whole epochs, at most ~6 ticks
                 plt.xticks(epochs[::step])
@@ -57,8 +57,9 @@ class MetricsTable(DataTable):
         self.columns_shown = tasks.get(task).columns  # the run's task's accuracies
         self.add_columns("ep", "phase", "loss", *(c.header for c in self.columns_shown))
 
-    def add_record(self, r: dict) -> None:
-        cells = [f"{r['epoch']}/{r['epochs']}", r["phase"], f"{r['loss']:.4f}"]
+    def add_record(self, r) -> None:
+        loss = r.get("loss")
+        cells = [f"{r.epoch}/{r.epochs}", r.phase, "" if loss is None else f"{loss:.4f}"]
         cells += [report.pct(r.get(c.key)) for c in getattr(self, "columns_shown", ())]
         self.add_row(*cells)
         self.move_cursor(row=self.row_count - 1)  # keep the newest line in view
@@ -119,7 +120,7 @@ class TrainPane(Vertical):
     def on_epoch_ended(self, m: EpochEnded) -> None:
         self.history.append(m.record)
         self.metrics.add_record(m.record)
-        if m.record["phase"] != "test":
+        if m.record.phase != "test":
             self.curves.draw(self.history)
 
     # -- following a run another process trains (kerashw train in another terminal) --
@@ -152,12 +153,11 @@ class TrainPane(Vertical):
         records = store.epochs(run_id)
         new = records[len(self.history):]
         for record in new:
-            record = {**record, "epochs": self.follow_epochs}
             self.history.append(record)
             self.metrics.add_record(record)
         if new:  # redrawn only when the other process stored something
             self.curves.draw(self.history)
-            done = max(r["epoch"] for r in records)
+            done = max(r.epoch for r in records)
             self.progress_label.update(f"epoch {done}/{self.follow_epochs}")
             self.bar.update(total=self.follow_epochs, progress=done)
         if row.status == "running":

@@ -52,10 +52,11 @@ class CaptchaTask(Task):
             write_preview(spec.data, path, n=4)
         return "preprocessing preview: original | denoise | denoise2"
 
-    def epoch_line(self, r: dict) -> str:
-        accs = [f"'{100 * r[f'{h}_acc']:.2f}%'" for h in HEADS]
-        return (f"Epoch [{r['epoch']}/{r['epochs']}], phase: {r['phase']}, samples: {r['samples']}, "
-                f"Loss: {r['loss']:.4f}, Top-1 Accuracies: [{', '.join(accs)}], Whole: {100 * r['whole']:.2f}%")
+    def epoch_line(self, r) -> str:
+        accs = [f"'{100 * r.get(f'{h}_acc', float('nan')):.2f}%'" for h in HEADS]
+        return (f"Epoch [{r.epoch}/{r.epochs}], phase: {r.phase}, samples: {r.samples}, "
+                f"Loss: {r.get('loss', float('nan')):.4f}, Top-1 Accuracies: [{', '.join(accs)}], "
+                f"Whole: {100 * r.get('whole', float('nan')):.2f}%")
 
     def mistakes(self, pred, split, limit: int):
         import numpy as np

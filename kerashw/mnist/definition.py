@@ -39,10 +39,10 @@ class MnistTask(Task):
 
         return task.test_split(spec, options)
 
-    def epoch_line(self, r: dict) -> str:
-        return (f"Epoch [{r['epoch']}/{r['epochs']}], phase: {r['phase']}, samples: {r['samples']}, "
-                f"Loss: {r['loss']:.4f}, Top-1 Accuracy: {100 * r['top1']:.2f}%, "
-                f"Top-3 Accuracy: {100 * r['top3']:.2f}%")
+    def epoch_line(self, r) -> str:
+        return (f"Epoch [{r.epoch}/{r.epochs}], phase: {r.phase}, samples: {r.samples}, "
+                f"Loss: {r.get('loss', float('nan')):.4f}, Top-1 Accuracy: {100 * r.get('top1', float('nan')):.2f}%, "
+                f"Top-3 Accuracy: {100 * r.get('top3', float('nan')):.2f}%")
 
     def mistakes(self, pred, split, limit: int):
         import numpy as np
