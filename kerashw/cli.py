@@ -128,7 +128,7 @@ def list_cmd(params, store_path):
 
 def _spec_options(f):
     opts = [
-        click.option("--exp", "exp", help=f"Study to run: {', '.join(STUDIES)}."),
+        click.option("--study", "--exp", "exp", help=f"Study to run: {', '.join(STUDIES)} (--exp: the older name)."),
         click.option("--model", type=click.Choice(list(MODEL_TASK)), help="Model for a single run."),
         click.option("--activation", type=click.Choice(ACTIVATIONS), help="Hidden activation."),
         click.option("--optimizer", type=click.Choice(OPTIMIZERS), help="adam, adamw, or sgd (no momentum)."),
@@ -194,7 +194,7 @@ def _resolve_specs(exp, model, **fields) -> tuple[list[RunSpec], list[str]]:
 @click.option("--force-before", type=float, hidden=True)  # a --workers worker: --force for runs ended before
 def train(exp, model, mnist, store_path, force, tensorboard, skip_bad, split_counts, distribute, devices,
           workers, threads, force_before, **fields):
-    """Train a study (--exp NAME) or one run from the baseline with overrides."""
+    """Train a study (--study NAME) or one run from the baseline with overrides."""
     specs, studies = _resolve_specs(exp, model, skip_bad=skip_bad or None,
                                     split=tuple(split_counts) if split_counts else None, **fields)
     store = _store(store_path)
@@ -226,7 +226,7 @@ def train(exp, model, mnist, store_path, force, tensorboard, skip_bad, split_cou
 
 @main.command()
 @click.argument("run_id", required=False)
-@click.option("--exp", help="Only runs of this study.")
+@click.option("--study", "--exp", "exp", help="Only runs of this study (--exp: the older name).")
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True)
 @store_option
 @click.option("--confusion", is_flag=True, help="Captcha run: most-confused symbol pairs per position (test).")
@@ -272,7 +272,7 @@ def _print_confusion(store, row):
     from kerashw import tasks
     from kerashw.report import confused_pairs
 
-    path = store.run_dir(row.id) / "confusion_test.json"
+    path = store.files(row.id).confusion
     if not path.exists():
         raise click.ClickException(f"no confusion matrix for run {row.id} ({path} missing): "
                                    "it is written when a captcha run finishes")
@@ -310,7 +310,7 @@ def preview(data, count, output, seed):
 @click.argument("run_id", required=False)
 @click.option("-o", "--output", type=click.Path(), help="Folder (default saved_models/<study>-<run-id>).")
 @click.option("--best", "best_of", is_flag=True, help="Export the best run (by val top-1) of --exp.")
-@click.option("--exp", help="Study, with --best.")
+@click.option("--study", "--exp", "exp", help="Study, with --best (--exp: the older name).")
 @click.option("--weights", type=click.Choice(["final", "best"]), default="final", show_default=True,
               help="The last epoch's weights or the best-val epoch's.")
 @store_option
@@ -394,7 +394,7 @@ def predict(model_dir, images, data):
 
 @main.command("report")
 @click.argument("run_ids", nargs=-1)
-@click.option("--exp", help="The study to write up (all its finished runs).")
+@click.option("--study", "--exp", "exp", help="The study to write up, all its finished runs (--exp: the older name).")
 @click.option("-o", "--out", type=click.Path(file_okay=False), help="Folder (default: reports/<study or runs>).")
 @store_option
 @mnist_option

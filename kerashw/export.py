@@ -30,14 +30,14 @@ def export_run(store: Store, row: RunRow, out: str | Path | None = None, weights
     import keras
     import tensorflow as tf
 
-    run_dir = store.run_dir(row.id)
-    model_file = run_dir / "model.keras"
+    files = store.files(row.id)
+    model_file = files.model
     if row.status != "finished":
         raise ExportError(f"run {row.id} is {row.status}; only finished runs have a saved model")
     if not model_file.exists():
         raise ExportError(f"run {row.id} is finished but its saved model {model_file} is missing (the run "
                           f"folder was moved or deleted); train it again with --force")
-    best_file = run_dir / "best.weights.h5"
+    best_file = files.best_weights
     if weights == "best" and not best_file.exists():
         raise ExportError(f"run {row.id} has no best-val checkpoint ({best_file} is missing: "
                           "no epoch had a val split); export --weights final")

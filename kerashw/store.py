@@ -17,6 +17,7 @@ from pathlib import Path
 from kerashw.claims import STALE, Claims, StoreError  # noqa: F401  (StoreError is part of this API)
 from kerashw.config import LATER_DEFAULTS
 from kerashw.record import PhaseRecord
+from kerashw.runfiles import RunFiles
 
 STATUSES = ("running", "finished", "failed", "interrupted", "diverged")
 
@@ -204,6 +205,10 @@ class Store(Claims):
     def run_dir(self, run_id: str) -> Path:
         """Folder for a run's files (CSV log, saved model), beside the store."""
         return self.home / "runs" / run_id
+
+    def files(self, run_id: str) -> RunFiles:
+        """The run folder's files by name (kerashw.runfiles)."""
+        return RunFiles(self.run_dir(run_id))
 
     @contextmanager
     def _connect(self):

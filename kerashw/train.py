@@ -25,6 +25,7 @@ from kerashw.config import DataError, RunSpec, TrainOptions, unique
 from kerashw.identity import identify, identify_all
 from kerashw.listener import Listener
 from kerashw.record import PhaseRecord
+from kerashw.runfiles import RunFiles
 from kerashw.models import count_params, get_model
 from kerashw.claims import Claim
 from kerashw.stopping import signals_request_stop
@@ -172,7 +173,7 @@ def run(spec: RunSpec, *, store: Store | None = None, studies=(), listener: List
     return result
 
 
-def _train(spec, store, run_dir, studies, listener, cancel, index, total, options) -> RunResult:
+def _train(spec, store, work, studies, listener, cancel, index, total, options) -> RunResult:
     run_id = spec.run_id
     history: list[PhaseRecord] = []
     started = time.perf_counter()
@@ -192,11 +193,12 @@ def _train(spec, store, run_dir, studies, listener, cancel, index, total, option
             return data.evaluate(trained, ds)
         twin_fit.set_weights(trained.get_weights())
         return data.evaluate(twin_fit, ds)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    atomic.write_text(run_dir / "spec.json", json.dumps(spec.to_dict(), indent=2))
+    files = RunFiles(work)  # the run folder, or a --force attempt's beside it
+    work.mkdir(parents=True, exist_ok=True)
+    atomic.write_text(files.spec, json.dumps(spec.to_dict(), indent=2))
     # an interrupted run resumes after its last whole epoch: the backup has its weights and
     # optimizer state, the store its epochs (kept), the data stream restarts at that epoch
-    backup_dir = run_dir / "backup"
+    backup_dir = files.backup
     # several workers must start from the same weights: a multi-worker run starts over
     resumable = options.distribute != "multiworker"
     done = min(Backup.epochs_done(backup_dir), spec.epochs) if resumable else 0
@@ -227,8 +229,8 @@ def _train(spec, store, run_dir, studies, listener, cancel, index, total, option
         EvaluateSplits(evaluate, data.eval_sets, stop),  # val_* and test_*: a full pass each
         StoreWriter(write, data.to_record, sizes, spec.epochs, listener, stop),  # store + front end
         keras.callbacks.TerminateOnNaN(),
-        WholeEpochCsv(str(run_dir / "metrics.csv"), append=bool(done), cancel=stop),
-        BestWeights(run_dir / "best.weights.h5", _best_val(history)),  # best val top-1
+        WholeEpochCsv(str(files.metrics), append=bool(done), cancel=stop),
+        BestWeights(files.best_weights, _best_val(history)),  # best val top-1
     ]
     if options.distribute == "multiworker":
         callbacks.insert(0, WorkerMean(strat))  # first: the others read the averaged logs
@@ -236,7 +238,7 @@ def _train(spec, store, run_dir, studies, listener, cancel, index, total, option
         callbacks.append(Backup(backup_dir, stop))  # last: after the epoch is stored, resume from it
     callbacks.append(CancelOnEvent(stop))
     if options.tensorboard:
-        callbacks.append(keras.callbacks.TensorBoard(log_dir=str(run_dir / "tensorboard")))
+        callbacks.append(keras.callbacks.TensorBoard(log_dir=str(files.tensorboard)))
 
     def requested():
         listener.notice(f"stopping run {run_id} after the current step; it is stored as interrupted and "
@@ -259,10 +261,10 @@ def _train(spec, store, run_dir, studies, listener, cancel, index, total, option
                 if twin is not None:  # the saved and exported model is a one-device model
                     twin.set_weights(model.get_weights())
                     model = twin
-                with atomic.replacing(run_dir / "model.keras") as tmp:
+                with atomic.replacing(files.model) as tmp:
                     model.save(tmp)
                 for name, value in (data.finalize(model) if data.finalize else {}).items():
-                    atomic.write_text(run_dir / f"{name}.json", json.dumps(value))
+                    atomic.write_text(files.extra(name), json.dumps(value))
     except KeyboardInterrupt:
         _finish(store, run_id, "interrupted", started, history, params, spec, listener, None)
         raise

@@ -164,7 +164,7 @@ def mistakes(store: Store, row: RunRow, options: TrainOptions, limit: int = GALL
     spec = RunSpec.from_dict(row.spec)
     task = tasks.get(row.task)
     split = task.test_split(spec, options)
-    model = keras.models.load_model(store.run_dir(row.id) / "model.keras", compile=False)
+    model = keras.models.load_model(store.files(row.id).model, compile=False)
     pred = model.predict(split.x.astype("float32") / 255.0, batch_size=256, verbose=0)
     wrong, captions = task.mistakes(pred, split, limit)
     return [split.x[i] for i in wrong[:limit]], captions, len(wrong), len(split)
@@ -224,7 +224,7 @@ def write_report(store: Store, out: Path, *, exp: str | None = None, run_ids=(),
     md += ["", "## Mistakes on the test split", ""]
     for r in finished:
         run_key = _key([r])
-        conf_file = store.run_dir(r.id) / "confusion_test.json"  # what a task's finalize wrote
+        conf_file = store.files(r.id).confusion  # what a task's finalize wrote, if it has one
         if conf_file.exists():
             matrices = json.loads(conf_file.read_text())
             name = figs.get(f"confusion-{r.id[:12]}.png", run_key,

@@ -104,3 +104,12 @@ def test_tui_entry_point_help_and_bad_store(tmp_path, capsys):
     with pytest.raises(SystemExit) as exc:
         tui_main(["--store", str(bad)])
     assert exc.value.code == 2 and "not a kerashw results store" in capsys.readouterr().err
+
+
+def test_study_is_the_option_and_exp_its_older_name(tmp_path):
+    from kerashw.store import Store
+
+    Store(tmp_path / "st")
+    for flag in ("--study", "--exp"):
+        r = CliRunner().invoke(main, ["results", flag, "lr", "--store", str(tmp_path / "st")])
+        assert r.exit_code == 0 and "No runs of study 'lr'" in r.output, r.output

@@ -8,7 +8,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 ORDER = [
-    "kerashw", "kerashw.config", "kerashw.record", "kerashw.images", "kerashw.listener", "kerashw.stdio", "kerashw.atomic",
+    "kerashw", "kerashw.config", "kerashw.record", "kerashw.runfiles", "kerashw.images", "kerashw.listener", "kerashw.stdio", "kerashw.atomic",
     "kerashw.stopping", "kerashw.parallel", "kerashw.precision", "kerashw.distribute", "kerashw.claims",
     "kerashw.store", "kerashw.study", "kerashw.task", "kerashw.pipeline", "kerashw.rundata", "kerashw.blocks",
     "kerashw.mnist", "kerashw.mnist.constants", "kerashw.mnist.studies", "kerashw.mnist.source",

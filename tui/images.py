@@ -27,14 +27,14 @@ def draw_run_images(store, row, options: TrainOptions) -> list[tuple[str, Path]]
     newer than its model."""
     from kerashw import writeup
 
-    run_dir = store.run_dir(row.id)
-    model = run_dir / "model.keras"
+    files = store.files(row.id)
+    model = files.model
     out = []
-    mistakes = run_dir / "mistakes.png"
+    mistakes = files.mistakes
     if not mistakes.exists() or mistakes.stat().st_mtime < model.stat().st_mtime:
         writeup.draw_mistakes(mistakes, store, row, options, limit=12)
     out.append(("misclassified test images (true -> predicted)", mistakes))
-    preview = run_dir / "preview.png"  # the task's picture of its input variants, if it has one
+    preview = files.preview  # the task's picture of its input variants, if it has one
     caption = tasks.get(row.task).preview(RunSpec.from_dict(row.spec), preview)
     if caption:
         out.append((caption, preview))
