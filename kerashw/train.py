@@ -159,7 +159,8 @@ def run(spec: RunSpec, *, store: Store | None = None, studies=(), listener: List
         raise RunOwned(f"run {spec.run_id} is being trained by {claim.owner}")
     work = store.work_dir(spec.run_id, claim.replacing)
     try:
-        result = _train(spec, store, work, studies, listener or Listener(), cancel, index, total, options)
+        result = Training(spec, store, work, studies=studies, listener=listener or Listener(), cancel=cancel,
+                          index=index, total=total, options=options).train()
     except BaseException:
         store.release(spec.run_id)  # a no-op once the run was finished or stored interrupted
         if claim.replacing:
@@ -173,121 +174,152 @@ def run(spec: RunSpec, *, store: Store | None = None, studies=(), listener: List
     return result
 
 
-def _train(spec, store, work, studies, listener, cancel, index, total, options) -> RunResult:
-    run_id = spec.run_id
-    history: list[PhaseRecord] = []
-    started = time.perf_counter()
+class Training:
+    """One run's training, in the order it happens: build (data, model), resume (what an
+    earlier attempt left), callbacks (one epoch's order), fit, keep (the finished model),
+    end (the stored status). `run` makes one and calls `train`."""
 
-    # 1. data and model: seeded, so the same spec gives the same numbers
-    keras.utils.set_random_seed(spec.seed)
-    data = tasks.get(spec.task).prepare(spec, options)  # the run's pipelines, loss and metrics
-    strat = distribute.strategy(options.distribute, options.devices)
-    model, fit_model = build(spec, data, strat)
-    params = count_params(model)
-    # multi-worker: each worker evaluates whole splits on a one-device twin with the trained
-    # weights (under the strategy Keras evaluates a shard per worker and never sums them)
-    twin, twin_fit = build(spec, data) if options.distribute == "multiworker" else (None, None)
+    def __init__(self, spec: RunSpec, store: Store, work, *, studies, listener: Listener,
+                 cancel: threading.Event | None, index: int, total: int, options: TrainOptions):
+        self.spec, self.store, self.studies, self.listener, self.options = spec, store, studies, listener, options
+        self.files = RunFiles(work)  # the run folder, or a --force attempt's beside it
+        self.index, self.total = index, total
+        # a signal during fit is a request to stop at the next step (kerashw.stopping); this carries it
+        self.stop = cancel if cancel is not None else threading.Event()
+        self.history: list[PhaseRecord] = []
+        self.started = time.perf_counter()
+        self.params = (0, 0)
+        # several workers must start from the same weights: a multi-worker run starts over
+        self.resumable = options.distribute != "multiworker"
 
-    def evaluate(trained, ds):
-        if twin_fit is None:
-            return data.evaluate(trained, ds)
-        twin_fit.set_weights(trained.get_weights())
-        return data.evaluate(twin_fit, ds)
-    files = RunFiles(work)  # the run folder, or a --force attempt's beside it
-    work.mkdir(parents=True, exist_ok=True)
-    atomic.write_text(files.spec, json.dumps(spec.to_dict(), indent=2))
-    # an interrupted run resumes after its last whole epoch: the backup has its weights and
-    # optimizer state, the store its epochs (kept), the data stream restarts at that epoch
-    backup_dir = files.backup
-    # several workers must start from the same weights: a multi-worker run starts over
-    resumable = options.distribute != "multiworker"
-    done = min(Backup.epochs_done(backup_dir), spec.epochs) if resumable else 0
-    store.start_run(run_id, spec.task, spec.label(), spec.to_dict(), studies, params, versions(),
-                    keep_through=done)
-    history.extend(r for r in store.epochs(run_id) if r.epoch <= done)
-    if done and len({r.epoch for r in history}) != done:
-        done, history[:] = 0, []  # the store lost some of those epochs: start over
-        shutil.rmtree(backup_dir, ignore_errors=True)
-        store.start_run(run_id, spec.task, spec.label(), spec.to_dict(), studies, params, versions())
-    listener.run_started(spec, index, total, params)
-    if done:
-        listener.notice(f"resuming run {run_id} at epoch {done + 1}/{spec.epochs} "
-                        f"(epochs 1-{done} restored from its backup)")
-    if data.skipped:
-        listener.notice(f"skipped {len(data.skipped)} unreadable image(s): {', '.join(data.skipped[:5])}")
+    def train(self) -> RunResult:
+        self.build()
+        done = self.resume()
+        callbacks = self.callbacks(done)
+        status, error = "finished", None
+        try:
+            with signals_request_stop(self.stop, self._stop_requested):
+                status = self.fit(done, callbacks)
+                if status == "finished":
+                    self.keep()
+        except KeyboardInterrupt:
+            self.end("interrupted")
+            raise
+        except Exception as exc:  # stored, then re-raised for the caller to report
+            error = f"{type(exc).__name__}: {exc}"
+            self.end("failed", error + "\n" + traceback.format_exc(limit=5))
+            raise
+        result = self.end(status, error)
+        if status != "interrupted":
+            shutil.rmtree(self.files.backup, ignore_errors=True)  # only an interrupted run is resumed
+        return result
 
-    def write(record: PhaseRecord):
-        history.append(record)
-        store.log_epoch(run_id, record)
+    def build(self) -> None:
+        """Data and model, seeded, so the same spec gives the same numbers."""
+        spec, options = self.spec, self.options
+        keras.utils.set_random_seed(spec.seed)
+        self.data = tasks.get(spec.task).prepare(spec, options)  # pipelines, loss and metrics
+        self.strat = distribute.strategy(options.distribute, options.devices)
+        self.model, self.fit_model = build(spec, self.data, self.strat)
+        self.params = count_params(self.model)
+        # multi-worker: each worker evaluates whole splits on a one-device twin with the trained
+        # weights (under the strategy Keras evaluates a shard per worker and never sums them)
+        self.twin, self.twin_fit = build(spec, self.data) if options.distribute == "multiworker" else (None, None)
 
-    # 2. one epoch: the training steps, then these in order, sharing one logs dict. A signal
-    # during fit is a request to stop at the next step (kerashw.stopping): `stop` carries it
-    stop = cancel if cancel is not None else threading.Event()
-    sizes = {"train": data.n_train, **{split: n for split, (_, n) in data.eval_sets.items()}}
-    callbacks = [
-        EpochProgress(listener, data.steps, spec.epochs),  # steps to the front end; epoch time
-        EvaluateSplits(evaluate, data.eval_sets, stop),  # val_* and test_*: a full pass each
-        StoreWriter(write, data.to_record, sizes, spec.epochs, listener, stop),  # store + front end
-        keras.callbacks.TerminateOnNaN(),
-        WholeEpochCsv(str(files.metrics), append=bool(done), cancel=stop),
-        BestWeights(files.best_weights, _best_val(history)),  # best val top-1
-    ]
-    if options.distribute == "multiworker":
-        callbacks.insert(0, WorkerMean(strat))  # first: the others read the averaged logs
-    if resumable:
-        callbacks.append(Backup(backup_dir, stop))  # last: after the epoch is stored, resume from it
-    callbacks.append(CancelOnEvent(stop))
-    if options.tensorboard:
-        callbacks.append(keras.callbacks.TensorBoard(log_dir=str(files.tensorboard)))
+    def evaluate(self, trained, ds) -> dict:
+        if self.twin_fit is None:
+            return self.data.evaluate(trained, ds)
+        self.twin_fit.set_weights(trained.get_weights())
+        return self.data.evaluate(self.twin_fit, ds)
 
-    def requested():
-        listener.notice(f"stopping run {run_id} after the current step; it is stored as interrupted and "
-                        "resumes from its last whole epoch (Ctrl-C again to stop at once)")
+    def resume(self) -> int:
+        """Record the run as running; the epochs already done (0: from the start). An
+        interrupted run resumes after its last whole epoch: the backup has its weights and
+        optimizer state, the store its epochs (kept), the data stream restarts at that epoch."""
+        spec, store, files = self.spec, self.store, self.files
+        files.root.mkdir(parents=True, exist_ok=True)
+        atomic.write_text(files.spec, json.dumps(spec.to_dict(), indent=2))
+        done = min(Backup.epochs_done(files.backup), spec.epochs) if self.resumable else 0
+        start = lambda keep: store.start_run(spec.run_id, spec.task, spec.label(), spec.to_dict(), self.studies,
+                                             self.params, versions(), keep_through=keep)
+        start(done)
+        self.history.extend(r for r in store.epochs(spec.run_id) if r.epoch <= done)
+        if done and len({r.epoch for r in self.history}) != done:
+            done, self.history[:] = 0, []  # the store lost some of those epochs: start over
+            shutil.rmtree(files.backup, ignore_errors=True)
+            start(0)
+        self.listener.run_started(spec, self.index, self.total, self.params)
+        if done:
+            self.listener.notice(f"resuming run {spec.run_id} at epoch {done + 1}/{spec.epochs} "
+                                 f"(epochs 1-{done} restored from its backup)")
+        if self.data.skipped:
+            skipped = self.data.skipped
+            self.listener.notice(f"skipped {len(skipped)} unreadable image(s): {', '.join(skipped[:5])}")
+        return done
 
-    # 3. fit, then the run's status from what happened
-    status, error = "finished", None
-    try:
-        with signals_request_stop(stop, requested):
-            stream = data.train(start_epoch=done)
-            _build_state(fit_model, stream)
-            fit_model.fit(stream, epochs=spec.epochs, initial_epoch=done, steps_per_epoch=data.steps,
-                          callbacks=callbacks, verbose=0, shuffle=False)
-            if _diverged(history):
-                status = "diverged"
-            elif len({r.epoch for r in history}) < spec.epochs:
-                status = "interrupted"  # a stop request, or fit returned early without a cause we know
-            # 4. a finished run keeps its model and its task's extras (captcha: test confusion)
-            if status == "finished":
-                if twin is not None:  # the saved and exported model is a one-device model
-                    twin.set_weights(model.get_weights())
-                    model = twin
-                with atomic.replacing(files.model) as tmp:
-                    model.save(tmp)
-                for name, value in (data.finalize(model) if data.finalize else {}).items():
-                    atomic.write_text(files.extra(name), json.dumps(value))
-    except KeyboardInterrupt:
-        _finish(store, run_id, "interrupted", started, history, params, spec, listener, None)
-        raise
-    except Exception as exc:  # stored, then re-raised for the caller to report
-        error = f"{type(exc).__name__}: {exc}"
-        _finish(store, run_id, "failed", started, history, params, spec, listener,
-                error + "\n" + traceback.format_exc(limit=5))
-        raise
-    result = _finish(store, run_id, status, started, history, params, spec, listener, error)
-    if status != "interrupted":
-        shutil.rmtree(backup_dir, ignore_errors=True)  # only an interrupted run is resumed
-    return result
+    def write(self, record: PhaseRecord) -> None:
+        self.history.append(record)
+        self.store.log_epoch(self.spec.run_id, record)
 
+    def callbacks(self, done: int) -> list:
+        """One epoch: the training steps, then these in order, sharing one logs dict."""
+        spec, data, files, stop = self.spec, self.data, self.files, self.stop
+        sizes = {"train": data.n_train, **{split: n for split, (_, n) in data.eval_sets.items()}}
+        callbacks = [
+            EpochProgress(self.listener, data.steps, spec.epochs),  # steps to the front end; epoch time
+            EvaluateSplits(self.evaluate, data.eval_sets, stop),  # val_* and test_*: a full pass each
+            StoreWriter(self.write, data.to_record, sizes, spec.epochs, self.listener, stop),  # store + front end
+            keras.callbacks.TerminateOnNaN(),
+            WholeEpochCsv(str(files.metrics), append=bool(done), cancel=stop),
+            BestWeights(files.best_weights, _best_val(self.history)),  # best val top-1
+        ]
+        if self.options.distribute == "multiworker":
+            callbacks.insert(0, WorkerMean(self.strat))  # first: the others read the averaged logs
+        if self.resumable:
+            callbacks.append(Backup(files.backup, stop))  # last: after the epoch is stored, resume from it
+        callbacks.append(CancelOnEvent(stop))
+        if self.options.tensorboard:
+            callbacks.append(keras.callbacks.TensorBoard(log_dir=str(files.tensorboard)))
+        return callbacks
 
-def _finish(store, run_id, status, started, history, params, spec, listener, error) -> RunResult:
-    elapsed = time.perf_counter() - started
-    final, best = _summarise(history)
-    stored = store.finish_run(run_id, status, elapsed, final, best, error)
-    if stored != status:  # a --force attempt that did not finish: the previous result stays
-        error = f"this attempt ended {status}; the previous finished result is kept"
-    result = RunResult(run_id, spec, status, elapsed, params, final, best, history, error)
-    listener.run_ended(result)
-    return result
+    def fit(self, done: int, callbacks: list) -> str:
+        """The training from epoch `done`; the run's status from what happened."""
+        spec, data = self.spec, self.data
+        stream = data.train(start_epoch=done)
+        _build_state(self.fit_model, stream)
+        self.fit_model.fit(stream, epochs=spec.epochs, initial_epoch=done, steps_per_epoch=data.steps,
+                           callbacks=callbacks, verbose=0, shuffle=False)
+        if _diverged(self.history):
+            return "diverged"
+        if len({r.epoch for r in self.history}) < spec.epochs:
+            return "interrupted"  # a stop request, or fit returned early without a cause we know
+        return "finished"
+
+    def keep(self) -> None:
+        """A finished run keeps its model and its task's extras (captcha: test confusion)."""
+        model = self.model
+        if self.twin is not None:  # the saved and exported model is a one-device model
+            self.twin.set_weights(model.get_weights())
+            model = self.twin
+        with atomic.replacing(self.files.model) as tmp:
+            model.save(tmp)
+        for name, value in (self.data.finalize(model) if self.data.finalize else {}).items():
+            atomic.write_text(self.files.extra(name), json.dumps(value))
+
+    def _stop_requested(self) -> None:
+        self.listener.notice(f"stopping run {self.spec.run_id} after the current step; it is stored as "
+                             "interrupted and resumes from its last whole epoch (Ctrl-C again to stop at once)")
+
+    def end(self, status: str, error: str | None = None) -> RunResult:
+        spec = self.spec
+        elapsed = time.perf_counter() - self.started
+        final, best = _summarise(self.history)
+        stored = self.store.finish_run(spec.run_id, status, elapsed, final, best, error)
+        if stored != status:  # a --force attempt that did not finish: the previous result stays
+            error = f"this attempt ended {status}; the previous finished result is kept"
+        result = RunResult(spec.run_id, spec, status, elapsed, self.params, final, best, self.history, error)
+        self.listener.run_ended(result)
+        return result
 
 
 def run_study(specs, *, store: Store, studies=(), listener: Listener | None = None,
