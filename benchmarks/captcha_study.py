@@ -15,9 +15,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from rich.console import Console  # noqa: E402
 
-from kerashw.clirun import run_with_progress  # noqa: E402
+from kerashw.cli.progress import run_with_progress  # noqa: E402
 from kerashw.config import baseline  # noqa: E402
-from kerashw.studies import CAPTCHA_MODELS, CAPTCHA_VARIANTS  # noqa: E402
+from kerashw.captcha.studies import CAPTCHA_MODELS, CAPTCHA_VARIANTS  # noqa: E402
 from kerashw.store import Store  # noqa: E402
 
 

@@ -5,7 +5,7 @@
 
 Both sides train resnet18_mod (95,164 parameters) on the same preprocessed `original`
 arrays (kerashw's cache), Adam 1e-3, batch 64, no augmentation, 25 epochs, and are
-scored on the same test split. The Keras side is `kerashw.train.run` itself; the
+scored on the same test split. The Keras side is `kerashw.training.train.run` itself; the
 PyTorch side is a plain loop over a torchvision-style copy of the architecture with
 PyTorch's defaults. torch is a benchmark-only dependency (`pip install torch`).
 """
@@ -60,7 +60,7 @@ def train_torch(splits, epochs, batch, lr, seed):
 
 
 def train_keras(data, epochs, batch, lr, seed, init):
-    from kerashw import train
+    from kerashw.training import train
     from kerashw.config import RunSpec
     from kerashw.store import Store
 

@@ -5,7 +5,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from kerashw import synth
+from kerashw.captcha import synth
 
 real_dir = Path(sys.argv[1] if len(sys.argv) > 1 else "../shared/data/thsr-sample")
 out = Path(sys.argv[2] if len(sys.argv) > 2 else "docs/img/synthetic-vs-real.png")

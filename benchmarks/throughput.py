@@ -72,7 +72,7 @@ def keras_side(row: Row) -> float:
     """Seconds per training step of kerashw's own step (epoch 2 of 2)."""
     import keras
 
-    from kerashw import train
+    from kerashw.training import train
     from kerashw.config import RunSpec
     from kerashw.pipeline import Split
 

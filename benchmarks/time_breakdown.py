@@ -30,7 +30,7 @@ def main():
     args = ap.parse_args()
     os.environ["KERASHW_CACHE"] = tempfile.mkdtemp(prefix="kerashw-cache-")  # a first run's cold cache
 
-    from kerashw import train
+    from kerashw.training import train
     from kerashw.captcha.cache import captcha_splits
     from kerashw.config import RunSpec
     from kerashw.listener import Listener

@@ -18,7 +18,7 @@ INITS = ("torch", "keras")  # weight init: PyTorch's default, or Keras's (kerash
 ACTIVATIONS = ("relu", "softmax", "sigmoid", "tanh")
 PREPROCESS = ("original", "denoise", "denoise2")
 # float32, or Keras's mixed policy (bfloat16 compute on CPUs with bf16 instructions,
-# float16 on GPUs; weights and the softmax heads stay float32). kerashw.precision checks
+# float16 on GPUs; weights and the softmax heads stay float32). kerashw.training.precision checks
 # the hardware has a fast path.
 PRECISIONS = ("float32", "mixed")
 # The synthetic captcha generator's version, bumped when kerashw.synth's pixels change.
@@ -74,7 +74,7 @@ class RunSpec:
     split: tuple | None = None  # captcha: train/val/test counts of an unsplit folder; None = 4:1:3
     skip_bad: bool = False  # captcha: leave out unreadable images (counted) instead of failing
     extra: bool = False  # captcha: a split folder's extra/ images (if any) join the training split
-    precision: str = "float32"  # float32, or mixed (bfloat16/float16 compute; kerashw.precision)
+    precision: str = "float32"  # float32, or mixed (bfloat16/float16 compute; kerashw.training.precision)
     arcs: float = 0.0  # captcha: chance a training image gets one more random arc (pipeline.random_arcs)
 
     def __post_init__(self) -> None:
@@ -216,6 +216,6 @@ class TrainOptions:
     mnist: str | None = None  # MNIST file or IDX folder; None = $KERASHW_MNIST, Keras's cache, download
     tensorboard: bool = False  # also write TensorBoard logs in the run's folder
     progress: Callable | None = None  # (done, total, description) of once-per-image work
-    distribute: str | None = None  # None (one device), mirrored or multiworker (kerashw.distribute)
+    distribute: str | None = None  # None (one device), mirrored or multiworker (kerashw.training.distribute)
     devices: tuple | None = None  # mirrored: these devices ("/gpu:0", ...); None = all local GPUs
     threads: int | None = None  # TensorFlow's intra/inter-op threads; None = every core

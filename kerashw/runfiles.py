@@ -26,7 +26,7 @@ class RunFiles:
         return self.root / "model.keras"
 
     @property
-    def backup(self) -> Path:  # what an interrupted run resumes from (kerashw.callbacks.Backup)
+    def backup(self) -> Path:  # what an interrupted run resumes from (kerashw.training.callbacks.Backup)
         return self.root / "backup"
 
     @property

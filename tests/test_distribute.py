@@ -16,7 +16,7 @@ import textwrap
 import pytest
 
 from kerashw.store import Store
-from kerashw.workers import child_argv
+from kerashw.cli.workers import child_argv
 
 ARGS = ["--model", "nn", "--epochs", "2", "--limit", "128", "--batch", "32", "--lr", "0.001"]
 

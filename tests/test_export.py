@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from kerashw import export, train
+from kerashw import export
+from kerashw.training import train
 from kerashw.captcha import folders
 from kerashw.cli import main
 from kerashw.config import RunSpec, TrainOptions

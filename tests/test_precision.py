@@ -3,7 +3,7 @@ path, and a real mixed run (bfloat16 convolutions, float32 heads) where the CPU 
 import pytest
 from click.testing import CliRunner
 
-from kerashw import precision
+from kerashw.training import precision
 from kerashw.cli import main
 from kerashw.config import RunSpec, TrainOptions
 
@@ -39,7 +39,7 @@ def test_cli_refuses_mixed_without_a_fast_path(tmp_path, tiny_mnist, monkeypatch
 def test_mixed_run_computes_in_bfloat16_with_float32_heads(store, tiny_mnist):
     import keras
 
-    from kerashw import train
+    from kerashw.training import train
 
     spec = RunSpec(model="cnn", epochs=1, limit=128, batch_size=32, lr=1e-3, precision="mixed")
     result = train.run(spec, store=store, options=TrainOptions(mnist=str(tiny_mnist)))

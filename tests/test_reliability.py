@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from kerashw import train
+from kerashw.training import train
 from kerashw.cli import main
 from kerashw.config import DataError, RunSpec, TrainOptions
 from kerashw.identity import identify
@@ -581,7 +581,7 @@ def test_a_signal_at_any_step_or_inside_the_backup_write_resumes_exactly(tmp_pat
 
 def test_an_old_style_backup_still_resumes(tmp_path):
     """Runs interrupted before the atomic backup (Keras's BackupAndRestore layout) keep their place."""
-    from kerashw.callbacks import Backup
+    from kerashw.training.callbacks import Backup
 
     (tmp_path / "latest.weights.h5").write_bytes(b"x")
     (tmp_path / "training_metadata.json").write_text('{"epoch": 3, "batch": 0}')
@@ -592,7 +592,7 @@ def test_an_old_style_backup_still_resumes(tmp_path):
 
 
 def test_steps_per_execution_divides_the_epoch():
-    from kerashw.train import steps_per_execution
+    from kerashw.training.train import steps_per_execution
 
     for steps in (1, 7, 49, 50, 103, 150, 188, 1000, 1601, 4096):
         k = steps_per_execution(steps)

@@ -2,7 +2,7 @@ import threading
 
 import pytest
 
-from kerashw import train
+from kerashw.training import train
 from kerashw.listener import Listener
 from kerashw.config import RunSpec, TrainOptions
 from kerashw.identity import identify, identify_all

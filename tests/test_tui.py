@@ -32,7 +32,7 @@ class Result:  # what the app reads of train.RunResult
 
 
 class ScriptedTrainer:
-    """Stands in for kerashw.train.run_study. Each run: start in the store, `epochs`
+    """Stands in for kerashw.training.train.run_study. Each run: start in the store, `epochs`
     epochs of 4 steps with train/val/test records (made-up numbers), finish. With
     `wait_for_cancel`, it holds after the first epoch until the app cancels."""
 
@@ -256,7 +256,7 @@ async def test_smoke_real_training_of_a_study(store, mnist_path):
 
 @pytest.fixture(scope="module")
 def trained_store(tmp_path_factory, tiny_mnist):
-    from kerashw import train
+    from kerashw.training import train
 
     store = Store(tmp_path_factory.mktemp("tui") / "runs")
     specs = get_study("lr").specs(Overrides(epochs=1, limit=300))

@@ -7,7 +7,7 @@ import pytest
 import cv2
 from click.testing import CliRunner
 
-from kerashw import figures
+from kerashw.reports import figures
 from kerashw.cli import main
 from kerashw.store import Store
 
@@ -80,7 +80,7 @@ def test_report_refuses_a_run_whose_data_changed_before_making_anything(tmp_path
     from kerashw.config import DataError, RunSpec, TrainOptions
     from kerashw.identity import identify
     from kerashw.store import Store
-    from kerashw.writeup import write_report
+    from kerashw.reports.writeup import write_report
 
     spec = identify(RunSpec(epochs=1, limit=64), TrainOptions(mnist=str(tiny_mnist)))
     store = Store(tmp_path / "st")
@@ -97,7 +97,7 @@ def test_report_keeps_a_foreign_report_md_and_an_unwritable_folder_is_named(tmp_
     from kerashw.config import RunSpec, TrainOptions
     from kerashw.identity import identify
     from kerashw.store import Store
-    from kerashw.writeup import write_report
+    from kerashw.reports.writeup import write_report
 
     options = TrainOptions(mnist=str(tiny_mnist))
     store = Store(tmp_path / "st")

@@ -33,9 +33,9 @@ from tui.train_pane import TrainPane
 
 
 def train_run_study(specs, **kwargs):
-    """The real trainer: kerashw.train.run_study, imported on first use, in the worker
+    """The real trainer: kerashw.training.train.run_study, imported on first use, in the worker
     thread, so the app is on screen before TensorFlow has loaded."""
-    from kerashw import train
+    from kerashw.training import train
 
     return train.run_study(specs, **kwargs)
 
@@ -43,7 +43,7 @@ def train_run_study(specs, **kwargs):
 class KerasHWApp(App):
     """The composition: three panes, the keys that span them, and the training worker.
 
-    `run_study` is the trainer the worker calls, with kerashw.train.run_study's
+    `run_study` is the trainer the worker calls, with kerashw.training.train.run_study's
     signature; tests pass a scripted one to drive the app in seconds."""
 
     CSS_PATH = Path(__file__).with_name("app.tcss")  # also for subclasses defined elsewhere

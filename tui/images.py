@@ -25,7 +25,7 @@ from kerashw.config import RunSpec, TrainOptions
 def draw_run_images(store, row, options: TrainOptions) -> list[tuple[str, Path]]:
     """(caption, PNG) pairs for the run, drawn into its folder unless already there and
     newer than its model."""
-    from kerashw import writeup
+    from kerashw.reports import writeup
 
     files = store.files(row.id)
     model = files.model

@@ -12,7 +12,7 @@ from textual.widgets import DataTable, Static
 
 from rich.markup import escape
 
-from kerashw import report
+from kerashw.reports import tables
 from kerashw.store import StoreError
 from tui.images import ImagesScreen
 from tui.messages import FollowRequested
@@ -121,7 +121,7 @@ class ResultsView(Vertical):
         if not rows:
             table.add_column("no runs yet: start a study on the Studies tab")
             return
-        headers, cells = report.result_rows(rows)
+        headers, cells = tables.result_rows(rows)
         table.add_column("", key="mark")
         for h in headers:
             table.add_column(h, key=h)
@@ -198,7 +198,7 @@ class ResultsView(Vertical):
             return
         baseline = self.baseline or self.selected[0]
         rows = [self.rows[i] for i in sorted(self.selected, key=lambda i: i != baseline)]  # baseline first
-        headers, cells = report.compare_rows(rows, baseline)
+        headers, cells = tables.compare_rows(rows, baseline)
         self.comparison = (headers, cells)
         table = self.compare_table
         table.clear(columns=True)
@@ -218,7 +218,7 @@ class ResultsView(Vertical):
         stem = folder / time.strftime("compare-%Y%m%d-%H%M%S")
         headers, cells = self.comparison
         for fmt, ext in (("csv", "csv"), ("markdown", "md")):
-            stem.with_suffix(f".{ext}").write_text(report.render(headers, cells, fmt))
+            stem.with_suffix(f".{ext}").write_text(tables.render(headers, cells, fmt))
         self.notify(f"wrote {stem}.csv and {stem.name}.md", title="comparison exported", timeout=8)
 
     # -- model export -------------------------------------------------------

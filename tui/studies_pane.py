@@ -69,7 +69,7 @@ class SettingsForm(Vertical):
         self.inputs = {key: Input(placeholder=placeholder, id=f"set-{key}",
                                   type="text" if key == "data" else "integer")
                        for key, _, placeholder in self.FIELDS}
-        # tf.distribute, as `kerashw train --distribute` (kerashw.distribute); none of it
+        # tf.distribute, as `kerashw train --distribute` (kerashw.training.distribute); none of it
         # changes a run's numbers, so it is not an override
         self.devices = Select(self.DEVICES, value="one", allow_blank=False, compact=True, id="set-devices")
         self.error = Static("", id="settings-error")

@@ -9,7 +9,8 @@ from textual.containers import Horizontal, Vertical
 from textual.widgets import DataTable, Label, ProgressBar, Static
 from textual_plotext import PlotextPlot
 
-from kerashw import report, tasks
+from kerashw import tasks
+from kerashw.reports import tables
 from tui.messages import (EpochEnded, EpochStarted, RunFailed, RunStarted, StepProgress, StudyFinished,
                           StudyStarted)
 
@@ -60,7 +61,7 @@ class MetricsTable(DataTable):
     def add_record(self, r) -> None:
         loss = r.get("loss")
         cells = [f"{r.epoch}/{r.epochs}", r.phase, "" if loss is None else f"{loss:.4f}"]
-        cells += [report.pct(r.get(c.key)) for c in getattr(self, "columns_shown", ())]
+        cells += [tables.pct(r.get(c.key)) for c in getattr(self, "columns_shown", ())]
         self.add_row(*cells)
         self.move_cursor(row=self.row_count - 1)  # keep the newest line in view
 

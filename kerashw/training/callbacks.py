@@ -18,7 +18,8 @@ from pathlib import Path
 
 import keras
 
-from kerashw import atomic, distribute
+from kerashw import atomic
+from kerashw.training import distribute
 from kerashw.listener import Listener
 from kerashw.record import PhaseRecord
 

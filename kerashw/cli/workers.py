@@ -19,7 +19,9 @@ import time
 from rich.console import Console
 from rich.markup import escape
 
-from kerashw import estimate, precision, report
+from kerashw import estimate
+from kerashw.reports import tables
+from kerashw.training import precision
 from kerashw.config import DataError, TrainOptions
 from kerashw.identity import identify_all
 from kerashw.store import Store
@@ -98,8 +100,8 @@ def run_workers(console: Console, specs, store: Store, workers: int, argv: list[
     codes = [p.returncode for p in procs]
     rows = store.runs(ids=ids)
     if rows:
-        headers, table_rows = report.result_rows(rows, studies=False)
-        console.print(report.rich_table(headers, table_rows, title="summary"))
+        headers, table_rows = tables.result_rows(rows, studies=False)
+        console.print(tables.rich_table(headers, table_rows, title="summary"))
     if interrupted or 130 in codes:
         stopped = [r.id for r in rows if r.status == "interrupted"]
         what = (f"Stored as interrupted, to resume from their last whole epoch: {', '.join(stopped)}"

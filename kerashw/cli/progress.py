@@ -9,7 +9,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from kerashw import distribute, precision, report, train
+from kerashw.reports import tables
+from kerashw.training import distribute, precision, train
 from kerashw.identity import identify_all
 from kerashw.listener import Listener
 from kerashw.config import DataError, TrainOptions
@@ -57,7 +58,7 @@ class RichListener(Listener):
             self.progress.update(self.task, completed=step)
 
     def phase_ended(self, record):
-        self.progress.console.print(report.epoch_line(record, self.run_task), soft_wrap=True)
+        self.progress.console.print(tables.epoch_line(record, self.run_task), soft_wrap=True)
 
     def run_ended(self, result):
         self.stop_bar()
@@ -122,8 +123,8 @@ def run_with_progress(console: Console, specs, store: Store, studies, *, force=F
         return 2
     rows = store.runs(ids=[r.run_id for r in results])
     if rows:
-        headers, table_rows = report.result_rows(rows, studies=False)
-        console.print(report.rich_table(headers, table_rows, title="summary"))
+        headers, table_rows = tables.result_rows(rows, studies=False)
+        console.print(tables.rich_table(headers, table_rows, title="summary"))
     if results and results[-1].status == "interrupted":  # a signal inside the training loop
         _interrupted(console, store, results[-1].run_id)
         return 130

@@ -212,12 +212,12 @@ def train(exp, model, mnist, store_path, force, tensorboard, skip_bad, split_cou
     options = TrainOptions(mnist=mnist, tensorboard=tensorboard, distribute=distribute, threads=threads,
                            devices=tuple(d.strip() for d in devices.split(",")) if devices else None)
     if workers > 1:
-        from kerashw.workers import run_workers
+        from kerashw.cli.workers import run_workers
 
         sys.exit(run_workers(console, specs, store, workers, sys.argv[1:], threads=threads, force=force,
                              options=options))  # this process only watches: it never loads TensorFlow
     _quiet_tf()
-    from kerashw.clirun import run_with_progress
+    from kerashw.cli.progress import run_with_progress
 
     code = run_with_progress(console, specs, store, studies, force=force, options=options,
                              force_before=force_before)
@@ -232,7 +232,7 @@ def train(exp, model, mnist, store_path, force, tensorboard, skip_bad, split_cou
 @click.option("--confusion", is_flag=True, help="Captcha run: most-confused symbol pairs per position (test).")
 def results(run_id, exp, fmt, store_path, confusion):
     """Stored runs, or one run's epochs (RUN_ID, a unique prefix is enough)."""
-    from kerashw import report
+    from kerashw.reports import tables
 
     store = _store(store_path, readonly=True)
     if run_id:
@@ -243,7 +243,7 @@ def results(run_id, exp, fmt, store_path, confusion):
         console.print(f"run {row.id}  {row.label}  status: {row.status}  "
                       f"params: {row.trainable_params or 0:,}  elapsed: {row.elapsed or 0:.1f}s")
         for e in store.epochs(row.id):
-            click.echo(report.epoch_line(e, row.task))
+            click.echo(tables.epoch_line(e, row.task))
         if row.error:
             console.print(f"[red]error:[/red] {row.error}")
         if confusion:
@@ -259,18 +259,18 @@ def results(run_id, exp, fmt, store_path, confusion):
 
         click.echo(to_json([dataclasses.asdict(r) for r in rows], indent=2))  # strict: NaN is null
         return
-    headers, table_rows = report.result_rows(rows)
+    headers, table_rows = tables.result_rows(rows)
     if fmt == "table":
-        console.print(report.rich_table(headers, table_rows, title=f"runs in {store.path}"))
+        console.print(tables.rich_table(headers, table_rows, title=f"runs in {store.path}"))
     else:
-        click.echo(report.render(headers, table_rows, fmt), nl=False)
+        click.echo(tables.render(headers, table_rows, fmt), nl=False)
 
 
 def _print_confusion(store, row):
     import json
 
     from kerashw import tasks
-    from kerashw.report import confused_pairs
+    from kerashw.reports.tables import confused_pairs
 
     path = store.files(row.id).confusion
     if not path.exists():
@@ -407,7 +407,7 @@ def report_cmd(run_ids, exp, out, store_path, mnist):
     import tensorflow as tf
 
     tf.get_logger().setLevel("ERROR")  # each run's model traces its own predict: not news
-    from kerashw.writeup import write_report
+    from kerashw.reports.writeup import write_report
 
     store = _store(store_path, readonly=True)
     out = Path(out) if out else Path("reports") / (exp or "-".join(r[:8] for r in run_ids))

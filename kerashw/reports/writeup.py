@@ -16,7 +16,8 @@ import os
 from pathlib import Path
 
 
-from kerashw import atomic, figures, tasks
+from kerashw import atomic, tasks
+from kerashw.reports import figures
 from kerashw.config import DataError, RunSpec, TrainOptions
 from kerashw.identity import identify
 from kerashw.store import RunRow, Store

@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from kerashw.claims import STALE, Claims, StoreError  # noqa: F401  (StoreError is part of this API)
+from kerashw.store.claims import STALE, Claims, StoreError  # noqa: F401  (StoreError: part of this API)
 from kerashw.config import LATER_DEFAULTS
 from kerashw.record import PhaseRecord
 from kerashw.runfiles import RunFiles

@@ -1,7 +1,7 @@
 """The report's figures as PNG files: curves, confusion heatmaps, galleries of mistakes.
 
 Pure drawing: numbers and arrays in, a PNG of a fixed pixel size out (matplotlib's
-headless Agg backend; no display needed). What to draw is kerashw.writeup's job.
+headless Agg backend; no display needed). What to draw is kerashw.reports.writeup's job.
 """
 from __future__ import annotations
 

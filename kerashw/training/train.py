@@ -18,8 +18,9 @@ from dataclasses import dataclass, field
 
 import keras
 
-from kerashw import __version__, atomic, distribute, precision, tasks
-from kerashw.callbacks import (Backup, BestWeights, CancelOnEvent, EpochProgress, EvaluateSplits, StoreWriter,
+from kerashw import __version__, atomic, tasks
+from kerashw.training import distribute, precision
+from kerashw.training.callbacks import (Backup, BestWeights, CancelOnEvent, EpochProgress, EvaluateSplits, StoreWriter,
                                WholeEpochCsv, WorkerMean)
 from kerashw.config import DataError, RunSpec, TrainOptions, unique
 from kerashw.identity import identify, identify_all
@@ -27,8 +28,8 @@ from kerashw.listener import Listener
 from kerashw.record import PhaseRecord
 from kerashw.runfiles import RunFiles
 from kerashw.models import count_params, get_model
-from kerashw.claims import Claim
-from kerashw.stopping import signals_request_stop
+from kerashw.store.claims import Claim
+from kerashw.training.stopping import signals_request_stop
 from kerashw.store import Store
 
 
@@ -86,7 +87,7 @@ def make_optimizer(spec: RunSpec, steps: int):
 def build(spec: RunSpec, data, strat=None):
     """The model (saved, exported) and the compiled model fit trains: it may carry extra
     outputs sharing the model's layers (captcha: all four heads at once). Built under the
-    run's dtype policy (kerashw.precision) and the process's tf.distribute strategy."""
+    run's dtype policy (kerashw.training.precision) and the process's tf.distribute strategy."""
     with precision.building(spec), (strat.scope() if strat else contextlib.nullcontext()):
         model = get_model(spec.model)(data.input_shape, data.num_classes,
                                       activation=spec.activation, init=spec.init, name=spec.model)
@@ -184,7 +185,7 @@ class Training:
         self.spec, self.store, self.studies, self.listener, self.options = spec, store, studies, listener, options
         self.files = RunFiles(work)  # the run folder, or a --force attempt's beside it
         self.index, self.total = index, total
-        # a signal during fit is a request to stop at the next step (kerashw.stopping); this carries it
+        # a signal during fit is a request to stop at the next step (kerashw.training.stopping); this carries it
         self.stop = cancel if cancel is not None else threading.Event()
         self.history: list[PhaseRecord] = []
         self.started = time.perf_counter()
