@@ -12,7 +12,8 @@ from dataclasses import dataclass
 import pytest
 from textual.widgets import Input
 
-from kerashw.config import DataError, Overrides, TrainOptions
+from kerashw.config import DataError, Overrides, RunSpec, TrainOptions
+from kerashw.listener import Listener
 from kerashw.identity import identify_for_display
 from kerashw.record import PhaseRecord
 from kerashw.studies import STUDIES, get_study
@@ -323,44 +324,101 @@ async def test_tui_and_cli_write_one_store_at_once(store, tiny_mnist):
     assert sorted(len(store.epochs(r.id)) for r in rows) == [3] * 2 + [9] * 3  # no doubles, none lost
 
 
-@pytest.mark.slow
-async def test_train_tab_follows_a_run_another_process_trains(store, tiny_mnist, monkeypatch):
-    """A `kerashw train` in another process; the Results tab sees it running, `f` follows
-    it, and its epochs appear in the Train tab one by one as that process stores them."""
+# Another process that writes a run into the store as `kerashw train` does (claim, start, one
+# phase record at a time, finish), without TensorFlow: the follow test is about following.
+SCRIPTED_WRITER = """
+import sys, time
+from kerashw.record import PhaseRecord
+from kerashw.store import Store
+store = Store(sys.argv[1])
+store.claim("other0000001")
+store.start_run("other0000001", "mnist", "model=cnn", {"epochs": 6, "model": "cnn"}, [], (10, 10), {})
+print("started", flush=True)
+sys.stdin.readline()  # until the test has followed it
+for epoch in range(1, 7):
+    for phase in ("train", "val", "test"):
+        store.log_epoch("other0000001", PhaseRecord(epoch, 6, phase, 100, 0.1, {"loss": 1.0 / epoch, "top1": 0.5, "top3": 0.9}))
+        time.sleep(0.05)
+store.finish_run("other0000001", "finished", 1.0, {}, {}, None)
+"""
+
+
+async def test_train_tab_follows_a_run_another_process_trains(store, monkeypatch):
+    """Another process writes a run; the Results tab sees it running, `f` follows it, and
+    its epochs appear in the Train tab one by one as that process stores them."""
     from tui.results_pane import ResultsView
     from tui.train_pane import TrainPane
 
     monkeypatch.setattr(TrainPane, "FOLLOW_POLL", 0.1)
     monkeypatch.setattr(ResultsView, "POLL", 0.2)
-    cli = subprocess.Popen(
-        [sys.executable, "-m", "kerashw.cli", "train", "--model", "cnn", "--epochs", "6", "--batch", "4",
-         "--limit", "300",
-         "--lr", "0.001", "--mnist", str(tiny_mnist), "--store", str(store.home)],
-        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    writer = subprocess.Popen([sys.executable, "-c", SCRIPTED_WRITER, str(store.home)], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    assert writer.stdout.readline().strip() == "started"
     app = KerasHWApp(store, run_study=ScriptedTrainer())
     seen = []
     async with app.run_test(size=(100, 30)) as pilot:
         await pilot.press("3")
-        await _wait(pilot, lambda: any(r.status == "running" for r in app.results.rows.values()), timeout=120)
+        await _wait(pilot, lambda: any(r.status == "running" for r in app.results.rows.values()), timeout=30)
         await pilot.press("f")
         pane = app.train_pane
         assert pane.followed is not None
         assert "trained elsewhere" in str(pane.status.render()) and "cannot be cancelled" in str(pane.status.render())
         await pilot.press("c")  # says it cannot; the other process goes on
         await pilot.pause()
+        writer.stdin.write("go\n")
+        writer.stdin.flush()
         while pane.followed is not None:
             seen.append(pane.metrics.row_count)
-            await pilot.pause(0.05)
-            assert cli.poll() is None or len(seen) < 10_000
+            await pilot.pause(0.02)
+            assert writer.poll() is None or len(seen) < 5_000
         final_status = str(pane.status.render())
-        out, _ = await asyncio.to_thread(cli.communicate, timeout=300)
-    assert cli.returncode == 0, out
+        out, _ = await asyncio.to_thread(writer.communicate, timeout=60)
+    assert writer.returncode == 0, out
     assert "finished (trained elsewhere)" in final_status
     assert pane.metrics.row_count == 18  # 6 epochs x train/val/test, as the other process stored them
     steps = sorted(set(seen))
     assert len([n for n in steps if 0 < n < 18]) >= 2, steps  # they arrived as stored, not at the end
     shown = [(pane.metrics.get_row_at(i)[0], pane.metrics.get_row_at(i)[1]) for i in range(18)]
     assert shown == [(f"{e}/6", p) for e in range(1, 7) for p in ("train", "val", "test")]
+
+
+class Events(Listener):
+    """The calls a trainer makes on its listener, as (event, the arguments that matter)."""
+
+    def __init__(self):
+        self.seen = []
+
+    def run_started(self, spec, index, total, params):
+        self.seen.append(("run_started", index, total))
+
+    def epoch_started(self, epoch, epochs, steps):
+        self.seen.append(("epoch_started", epoch, epochs, steps))
+
+    def step(self, step, steps):
+        self.seen.append(("step", step, steps))
+
+    def phase_ended(self, record):
+        self.seen.append(("phase_ended", type(record).__name__, record.epoch, record.epochs, record.phase))
+
+    def run_ended(self, result):
+        self.seen.append(("run_ended", result.status))
+
+
+@pytest.mark.slow
+def test_the_scripted_trainer_speaks_as_the_real_one(tmp_path, tiny_mnist):
+    """The contract the TUI tests stand on: ScriptedTrainer calls the listener in the order
+    and with the arguments kerashw.training.train.run_study does (one epoch of 4 steps)."""
+    from kerashw.store import Store
+    from kerashw.training import train
+
+    spec = [RunSpec(epochs=1, limit=256, batch_size=64)]  # 4 steps, one step per call
+    options = TrainOptions(mnist=str(tiny_mnist))
+    real, scripted = Events(), Events()
+    train.run_study(spec, store=Store(tmp_path / "real"), listener=real, options=options)
+    ScriptedTrainer()(spec, store=Store(tmp_path / "scripted"), studies=[], listener=scripted,
+                      cancel=threading.Event(), options=options)
+    assert scripted.seen == real.seen
+    assert real.seen[0] == ("run_started", 1, 1) and real.seen[-1] == ("run_ended", "finished")
 
 
 async def test_images_of_a_finished_captcha_run(captcha_run):
