@@ -102,3 +102,11 @@ def test_the_tui_never_imports_the_cli():
     was a cycle."""
     for path in (ROOT / "tui").rglob("*.py"):
         assert not any(i == "kerashw.cli" or i.startswith("kerashw.cli.") for i in _imports(path)), path
+
+
+def test_every_tui_message_lives_in_messages_py_with_a_docstring():
+    for path in (ROOT / "tui").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ClassDef) and any(getattr(b, "id", "") == "Message" for b in node.bases):
+                assert path.name == "messages.py", f"{path.name} defines the message {node.name}"
+                assert ast.get_docstring(node), f"the message {node.name} has no docstring"

@@ -25,10 +25,10 @@ from kerashw.studies import get_study
 from kerashw.stdio import fd2_to
 from kerashw.store import Store
 from tui.confirm import ConfirmScreen
-from tui.messages import (FollowRequested, Notice, RunFailed, RunFinished, RunSkipped, StudyFinished, StudyStarted,
-                          TuiListener)
+from tui.messages import (FollowRequested, Notice, RunFailed, RunFinished, RunSkipped, StartRequested, StudyFinished,
+                          StudyStarted, TuiListener)
 from tui.results_pane import ResultsView
-from tui.studies_pane import StartRequested, StudiesPane
+from tui.studies_pane import StudiesPane
 from tui.train_pane import TrainPane
 
 

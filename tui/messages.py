@@ -1,4 +1,5 @@
-"""Messages from the training thread to the app, and the listener that posts them.
+"""Every message of the TUI: from the training thread to the app (and the listener that
+posts them), and between the panes and the app.
 
 Training runs in a thread worker; `TuiListener` turns kerashw's Listener calls
 into these dataclass messages (Textual's `post_message` is thread-safe), so no
@@ -17,6 +18,8 @@ from kerashw.record import PhaseRecord
 
 @dataclass
 class StudyStarted(Message):
+    """The worker has identified the study's runs: how many, how many finished before, the estimate."""
+
     study: str
     runs: int
     finished: int
@@ -25,6 +28,8 @@ class StudyStarted(Message):
 
 @dataclass
 class RunStarted(Message):
+    """A run begins training (after its data and model are built)."""
+
     run_id: str
     label: str
     task: str
@@ -35,6 +40,8 @@ class RunStarted(Message):
 
 @dataclass
 class RunSkipped(Message):
+    """A run of the study is not trained: finished before, or another live process owns it."""
+
     run_id: str
     label: str
     index: int
@@ -44,6 +51,8 @@ class RunSkipped(Message):
 
 @dataclass
 class EpochStarted(Message):
+    """An epoch's training steps begin."""
+
     epoch: int
     epochs: int
     steps: int
@@ -70,6 +79,8 @@ class EpochEnded(Message):
 
 @dataclass
 class RunFinished(Message):
+    """A run ended without an error: finished, interrupted (a cancel) or diverged."""
+
     run_id: str
     status: str  # finished, interrupted, diverged
     elapsed: float
@@ -85,11 +96,15 @@ class RunFailed(Message):
 
 @dataclass
 class Notice(Message):
+    """Something the user should know that is not an error (a resume, skipped images)."""
+
     text: str
 
 
 @dataclass
 class StudyFinished(Message):
+    """The worker is done: each run's status, and whether a cancel ended it."""
+
     study: str
     statuses: dict = field(default_factory=dict)  # run_id -> status
     cancelled: bool = False
@@ -144,3 +159,13 @@ class FollowRequested(Message):
     """Results tab: follow this running run (trained by another process) on the Train tab."""
 
     run_id: str
+
+
+@dataclass
+class StartRequested(Message):
+    """The Studies pane asks the app to start the selected study (s, Enter, the Start button)."""
+
+
+@dataclass
+class LeaveSettings(Message):
+    """Escape in a settings field: focus goes back to the study list."""

@@ -3,14 +3,12 @@ the selected study's runs; the settings a start applies. The pane owns its event
 (row changes, typing) and tells the app only one thing: start (StartRequested)."""
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 from rich.markup import escape
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
-from textual.message import Message
 from textual.widgets import Button, DataTable, Input, Label, Select, Static
 
 from kerashw import estimate
@@ -18,6 +16,7 @@ from kerashw.config import Overrides, TrainOptions
 from kerashw.identity import identify_for_display
 from kerashw.store import StoreError
 from kerashw.studies import STUDIES
+from tui.messages import LeaveSettings, StartRequested
 
 
 class StudyTable(DataTable):
@@ -43,16 +42,6 @@ class StudyTable(DataTable):
     @property
     def selected(self) -> str:
         return list(STUDIES)[self.cursor_row] if self.row_count else next(iter(STUDIES))
-
-
-@dataclass
-class StartRequested(Message):
-    pass
-
-
-@dataclass
-class LeaveSettings(Message):
-    """Escape in a settings field: focus goes back to the study list."""
 
 
 class SettingsForm(Vertical):

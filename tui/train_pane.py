@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
+from textual.reactive import var
 from textual.widgets import DataTable, Label, ProgressBar, Static
 from textual_plotext import PlotextPlot
 
@@ -67,6 +68,16 @@ class MetricsTable(DataTable):
 
 
 class TrainPane(Vertical):
+    """The Train tab. Its state is three reactives, each with the watcher that shows it:
+    `history` (the shown run's phase records: the curves), `progress` (the label and the
+    bar), `followed` (a run another process trains: the poll timer)."""
+
+    history: var[tuple] = var(())  # the shown run's PhaseRecords, oldest first
+    progress: var[tuple] = var(("", 0, 0))  # (label, done, total): an epoch's steps, or epochs followed
+    followed: var[str | None] = var(None)  # a run another process trains, shown here
+
+    FOLLOW_POLL = 1.0  # seconds between reads of a followed run's epochs
+
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
         self.status = Static(IDLE, id="run-status")
@@ -75,9 +86,9 @@ class TrainPane(Vertical):
         self.metrics = MetricsTable(id="metrics")
         self.curves = Curves(id="curves")
         self.study = ""  # the study training now, or last
-        self.history: list[dict] = []  # phase records of the current run
         self.last_error = ""  # kept for the study's summary line; toasts fade
-        self.followed: str | None = None  # a run another process trains, shown here
+        self.follow_store = None
+        self.follow_epochs = 0
         self.follow_timer = None
 
     def compose(self) -> ComposeResult:
@@ -88,10 +99,34 @@ class TrainPane(Vertical):
         yield self.metrics
         yield self.curves
 
+    # -- the watchers: what each piece of state looks like on screen --
+
+    def watch_history(self, old: tuple, new: tuple) -> None:
+        # a test phase adds nothing to the curves (they show train and val)
+        if not new or not old or new[-1].phase != "test":
+            self.curves.draw(list(new))
+
+    def watch_progress(self, old: tuple, new: tuple) -> None:
+        label, done, total = new
+        self.progress_label.update(label)
+        if done == 0:
+            self.bar.update(total=None)  # restarts the ETA estimate
+        self.bar.update(total=total or None, progress=done)
+
+    def watch_followed(self, old: str | None, new: str | None) -> None:
+        if self.follow_timer is not None:
+            self.follow_timer.stop()
+            self.follow_timer = None
+        if new is not None:
+            self.follow_timer = self.set_interval(self.FOLLOW_POLL, self.poll_followed)
+            self.poll_followed()
+
+    # -- a study trained here, as its messages arrive --
+
     def begin(self, study: str) -> None:
         """A start, before the worker has said anything (TensorFlow may take seconds to load)."""
-        self.unfollow()
-        self.study, self.history, self.last_error = study, [], ""
+        self.followed = None
+        self.study, self.history, self.last_error = study, (), ""
         self.status.update(f"study {study}: loading TensorFlow and data…")
 
     def cancelling(self) -> None:
@@ -102,49 +137,36 @@ class TrainPane(Vertical):
                            f"estimated {m.estimate}")
 
     def on_run_started(self, m: RunStarted) -> None:
-        self.history = []
         self.status.update(f"[b]{self.study}[/b] run {m.index}/{m.total}: {m.label}  "
                            f"[dim]{m.run_id[:8]} · {m.params[0]:,} params[/dim]")
         self.metrics.start(m.task)
-        self.curves.draw([])
+        self.history = ()
 
     def on_epoch_started(self, m: EpochStarted) -> None:
-        self.progress_label.update(f"epoch {m.epoch}/{m.epochs}")
-        self.bar.update(total=None)  # restarts the ETA estimate for the new epoch
-        self.bar.update(total=m.steps, progress=0)
+        self.progress = (f"epoch {m.epoch}/{m.epochs}", 0, m.steps)
 
     def on_step_progress(self, m: StepProgress) -> None:
-        if m.description:
-            self.progress_label.update(m.description[:24])
-        self.bar.update(total=m.steps, progress=m.step)
+        label = m.description[:24] if m.description else self.progress[0]
+        self.progress = (label, m.step, m.steps)
 
     def on_epoch_ended(self, m: EpochEnded) -> None:
-        self.history.append(m.record)
         self.metrics.add_record(m.record)
-        if m.record.phase != "test":
-            self.curves.draw(self.history)
+        self.history = (*self.history, m.record)
 
     # -- following a run another process trains (kerashw train in another terminal) --
 
-    FOLLOW_POLL = 1.0  # seconds between reads of its epochs
-
     def follow(self, store, run_id: str) -> None:
         """Show a run as another process stores its epochs; it cannot be cancelled here."""
-        self.unfollow()
+        self.followed = None
         row = store.get(run_id)
-        self.followed, self.follow_store, self.history = run_id, store, []
-        self.follow_epochs = row.spec.get("epochs", 0)
+        self.follow_store, self.follow_epochs = store, row.spec.get("epochs", 0)
         self.metrics.start(row.task)
-        self.curves.draw([])
-        self.progress_label.update("")
-        self.bar.update(total=None, progress=0)
-        self.follow_timer = self.set_interval(self.FOLLOW_POLL, self.poll_followed)
-        self.poll_followed()
+        self.history = ()
+        self.progress = ("", 0, 0)
+        self.followed = run_id
 
     def unfollow(self) -> None:
-        if self.follow_timer is not None:
-            self.follow_timer.stop()
-        self.follow_timer, self.followed = None, None
+        self.followed = None
 
     def poll_followed(self) -> None:
         store, run_id = self.follow_store, self.followed
@@ -154,20 +176,18 @@ class TrainPane(Vertical):
         records = store.epochs(run_id)
         new = records[len(self.history):]
         for record in new:
-            self.history.append(record)
             self.metrics.add_record(record)
         if new:  # redrawn only when the other process stored something
-            self.curves.draw(self.history)
+            self.history = (*self.history, *new)
             done = max(r.epoch for r in records)
-            self.progress_label.update(f"epoch {done}/{self.follow_epochs}")
-            self.bar.update(total=self.follow_epochs, progress=done)
+            self.progress = (f"epoch {done}/{self.follow_epochs}", done, self.follow_epochs)
         if row.status == "running":
             self.status.update(f"following [b]{row.label}[/b] [dim]{run_id[:8]}[/dim]: trained elsewhere "
                                f"({store.owner(run_id) or 'owner unknown'}); it cannot be cancelled from here")
         else:
             self.status.update(f"followed run {run_id[:8]} {row.label}: {row.status} "
                                f"(trained elsewhere). Results on tab 3.")
-            self.unfollow()
+            self.followed = None
 
     def on_run_failed(self, m: RunFailed) -> None:
         where = f"run {m.run_id[:8]}: " if m.run_id else ""
