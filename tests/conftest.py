@@ -13,9 +13,15 @@ SHARED = ROOT.parent / "shared" / "data"
 @pytest.fixture(scope="session", autouse=True)
 def _private_cache(tmp_path_factory):
     """Preprocessing and synthetic-captcha caches go under this session's tmp_path, never
-    ~/.cache or a folder of their own in /tmp (which would outlive the suite). Set before
-    any test runs; subprocesses the tests start inherit it."""
+    ~/.cache or a folder of their own in /tmp (which would outlive the suite); so do the
+    temporary files of this process and of every process a test starts (TensorFlow's
+    autograph writes one per traced function and removes it at exit, which a process killed
+    by a test never reaches). Set before any test runs; subprocesses inherit it."""
+    import tempfile
+
     os.environ["KERASHW_CACHE"] = str(tmp_path_factory.mktemp("kerashw-cache"))
+    tmp = str(tmp_path_factory.mktemp("tmp"))
+    os.environ["TMPDIR"] = tempfile.tempdir = tmp
 
 
 @pytest.fixture(scope="session")
