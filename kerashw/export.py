@@ -52,8 +52,9 @@ def export_run(store: Store, row: RunRow, out: str | Path | None = None, weights
     model = keras.saving.load_model(model_file, compile=False)
     if weights == "best":
         model.load_weights(best_file)
+    decode_meta = {"preprocess": row.spec.get("preprocess"), "alphabet": task.classes}
     try:
-        model.export(str(out), format="tf_saved_model", verbose=False)
+        images = _write_savedmodel(model, task, decode_meta, out)
         diffs, outputs = _reload_check(out, model, task.sample_batch(row.spec, model.input_shape[1:]))
     except Exception:
         import shutil
@@ -68,10 +69,44 @@ def export_run(store: Store, row: RunRow, out: str | Path | None = None, weights
         "outputs": outputs,
         "metrics": {"final": row.final, "best": row.best},
         "reload_max_abs_diff": max(diffs),
+        # serving_default: the image-bytes signature where the run's preprocessing has one
+        "signatures": {"serving_default": "serve_images" if images is None else "serve",
+                       "serve": "float32 model inputs, preprocessed as the run trained",
+                       "serve_images": "encoded JPEG/PNG/BMP/GIF bytes" if images is None else f"none: {images}"},
         "versions": {**row.versions, "kerashw_export": __version__, "tensorflow_export": tf.__version__},
     }
     (out / META).write_text(json.dumps(meta, indent=2))
     return out
+
+
+def _write_savedmodel(model, task, meta: dict, out: Path) -> str | None:
+    """The SavedModel: `serve_images` (encoded image bytes -> text, confidences and each
+    output; also `serving_default`) where the task has the run's preprocessing as TF ops,
+    and `serve` (the model's float inputs). Returns why there is no `serve_images`, or None."""
+    import keras
+    import tensorflow as tf
+
+    from kerashw import serving
+
+    archive = keras.export.ExportArchive()
+    archive.track(model)
+    to_input = task.graph_input(meta)
+    if not isinstance(to_input, str):
+        shape = tuple(model.input_shape[1:])
+
+        def serve_images(images):
+            x, valid = serving.batch_inputs(images, to_input, shape)
+            out = task.graph_decode(model(x, training=False), meta)
+            # an unreadable image (empty, not an image, 0 or over 16M pixels): "" at confidence 0
+            out["text"] = tf.where(valid, out["text"], "")
+            out["confidence"] = out["confidence"] * tf.cast(valid, tf.float32)[:, None]
+            return {**out, "valid": valid}
+
+        archive.add_endpoint("serve_images", serve_images, input_signature=[tf.TensorSpec([None], tf.string, name="images")])
+    archive.add_endpoint("serve", lambda inputs: model(inputs, training=False),
+                         input_signature=[tf.TensorSpec((None, *model.input_shape[1:]), tf.float32, name="inputs")])
+    archive.write_out(str(out), verbose=False)
+    return to_input if isinstance(to_input, str) else None
 
 
 def _check_writable(out: Path) -> None:
@@ -144,7 +179,7 @@ def check_metadata(meta: dict, loaded, meta_file: Path) -> None:
     if meta["alphabet"] != task.classes:  # the classes' order the model was trained with
         raise ExportError(f"{meta_file}: alphabet {meta['alphabet']!r} is not the {task.name} model's "
                           f"{task.classes!r}; predictions would be decoded as other symbols")
-    serve = loaded.signatures.get("serving_default")
+    serve = loaded.signatures.get("serve") or loaded.signatures.get("serving_default")
     if serve is None:
         raise ExportError(f"{meta_file.parent}: the SavedModel has no serving signature")
     inputs = list(serve.structured_input_signature[1].values())

@@ -89,6 +89,16 @@ class Task:
         """One decoded prediction as `kerashw predict` prints it after the file name."""
         raise NotImplementedError
 
+    def graph_input(self, meta: dict):
+        """For the SavedModel's image-bytes signature: a TF function from one uint8 RGB HxWx3
+        image to the model's input (kerashw.serving's ops, the same pixels as read_image), or a
+        string saying why this run's preprocessing has none."""
+        raise NotImplementedError
+
+    def graph_decode(self, outputs, meta: dict) -> dict:
+        """The model's batched outputs -> the signature's outputs (TF ops): text and confidences."""
+        raise NotImplementedError
+
     def labelled_files(self, folder) -> dict[str, str]:
         """`predict --data`: each file of a labelled folder and its label."""
         raise ValueError(f"predict --data reads labelled folders of the captcha part; a {self.name} model "

@@ -1,5 +1,6 @@
 """Export: a real SavedModel, reloaded with plain TF, compared with Keras; predict from it."""
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -66,6 +67,32 @@ def test_cli_predict_folder_and_bad_file(captcha_export, synth_folder, tmp_path)
     assert r.exit_code == 1 and "not a kerashw export" in r.output
 
 
+def test_predict_csv_and_json_are_one_plain_row_per_image(captcha_export, synth_folder):
+    import csv
+    import io
+
+    _, _, out = captcha_export
+    runner = CliRunner()  # click 8.2: stdout and stderr apart
+    r = runner.invoke(main, ["predict", str(out), "--data", str(synth_folder), "--format", "csv"])
+    assert r.exit_code == 0, r.output
+    rows = list(csv.DictReader(io.StringIO(r.stdout)))
+    assert len(rows) == 160 and set(rows[0]) == {"file", "text", "confidence", "label", "correct"}
+    assert all(len(r_["text"]) == 4 and len(r_["confidence"].split()) == 4 for r_ in rows)
+    assert {r_["correct"] for r_ in rows} <= {"True", "False"}
+    r = runner.invoke(main, ["predict", str(out), "--data", str(synth_folder), "--format", "json"])
+    data = json.loads(r.stdout)
+    assert len(data) == 160 and all(isinstance(c, float) for c in data[0]["confidence"])
+    assert sum(d["correct"] for d in data) == sum(r_["correct"] == "True" for r_ in rows)
+
+
+def test_results_csv_has_plain_numbers(captcha_export):
+    store, _, _ = captcha_export
+    r = CliRunner().invoke(main, ["results", "--store", str(store.home), "--format", "csv"])
+    header, first = r.output.splitlines()[:2]
+    params = first.split(",")[header.split(",").index("params")]
+    assert params.isdigit() and int(params) > 1000  # 93596, not "93,596"
+
+
 @pytest.mark.slow
 def test_mnist_export_and_predict(tmp_path, mnist_path, store):
     import cv2
@@ -87,3 +114,80 @@ def test_mnist_export_and_predict(tmp_path, mnist_path, store):
     r = CliRunner().invoke(main, ["export", spec.run_id, "--store", str(store.path), "-o", str(tmp_path / "m")])
     assert r.exit_code == 1 and "exists and is not empty" in r.output
     assert (tmp_path / "m" / "kerashw.json").exists()
+
+
+# -- the image-bytes signature: a whole captcha solver, nothing of kerashw needed --------
+
+PURE_TF = """
+import json, sys
+import tensorflow as tf
+model = tf.saved_model.load(sys.argv[1])
+files = json.loads(sys.argv[2])
+images = [open(f, "rb").read() for f in files] + [b"", b"not an image"]
+out = model.signatures["serving_default"](images=tf.constant(images))
+print(json.dumps({"text": [t.decode() for t in out["text"].numpy()], "valid": out["valid"].numpy().tolist(),
+                  "confidence": out["confidence"].numpy().tolist(), "heads": sorted(k for k in out if k.startswith("char_")),
+                  "loaded": sorted({k.split(".")[0] for k in sys.modules} & {"keras", "cv2", "kerashw"})}))
+"""
+
+
+def _python_without_kerashw(tmp_path):
+    """A `python -S` whose sys.path is this site-packages without keras, OpenCV, kerashw (or
+    its editable install): only TensorFlow and what it needs."""
+    import site
+
+    farm = tmp_path / "site"
+    farm.mkdir()
+    for entry in Path(site.getsitepackages()[0]).iterdir():
+        name = entry.name.lower()
+        if not (name.startswith(("keras", "cv2", "opencv", "kerashw", "__editable__", "tui")) or name.endswith(".pth")):
+            (farm / entry.name).symlink_to(entry)
+    return farm
+
+
+@pytest.fixture(scope="module")
+def original_run(tmp_path_factory, synth_folder):
+    from kerashw.store import Store
+
+    store = Store(tmp_path_factory.mktemp("orig") / "st")
+    spec = RunSpec(task="captcha", model="resnet18_tiny_hr", preprocess="original", data=str(synth_folder),
+                   epochs=1, limit=64, lr=1e-3)
+    result = train.run(spec, store=store, options=TrainOptions())
+    return store, store.get(result.run_id)
+
+
+@pytest.mark.slow
+def test_the_export_reads_image_bytes_with_only_tensorflow(original_run, synth_folder, tmp_path):
+    """serving_default of a captcha export takes encoded images and returns the text, in a
+    Python that cannot import kerashw, OpenCV or Keras; its texts are `kerashw predict`'s.
+    Unreadable bytes come back invalid, with empty text, and the rest of the batch is read."""
+    import subprocess
+    import sys
+
+    store, row = original_run
+    out = export.export_run(store, row, tmp_path / "m")
+    meta = json.loads((out / "kerashw.json").read_text())
+    assert meta["signatures"]["serving_default"] == "serve_images"
+    files = [str(p) for p in sorted(synth_folder.glob("*.png"))[:16]]
+    r = subprocess.run([sys.executable, "-S", "-c", PURE_TF, str(out), json.dumps(files)], capture_output=True,
+                       text=True, timeout=300, env={"PYTHONPATH": str(_python_without_kerashw(tmp_path)),
+                                                     "TF_CPP_MIN_LOG_LEVEL": "3", "PATH": "/usr/bin:/bin"})
+    assert r.returncode == 0, r.stderr[-3000:]
+    got = json.loads(r.stdout.strip().splitlines()[-1])
+    assert got["loaded"] == [] and got["heads"] == ["char_1", "char_2", "char_3", "char_4"]
+    assert got["valid"] == [True] * 16 + [False, False] and got["text"][16:] == ["", ""]
+    assert got["confidence"][16] == [0.0] * 4
+    served, meta = export.load_exported(out)
+    predicted = [export.predict_arrays(served, meta, export.prepare_image(f, meta)[None])[0]["text"] for f in files]
+    assert got["text"][:16] == predicted  # the in-graph preprocessing gives predict's answers
+
+
+@pytest.mark.slow
+def test_a_denoise_export_says_it_has_no_bytes_signature(captcha_export):
+    import tensorflow as tf
+
+    _, _, out = captcha_export
+    meta = json.loads((out / "kerashw.json").read_text())
+    assert meta["signatures"]["serving_default"] == "serve"
+    assert meta["signatures"]["serve_images"].startswith("none: denoise's arc removal")
+    assert "serve_images" not in tf.saved_model.load(str(out)).signatures

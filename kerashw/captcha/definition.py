@@ -109,6 +109,35 @@ class CaptchaTask(Task):
                             "confidence": [float(p[i][j]) for p, j in zip(probs, idx)]})
         return results
 
+    def graph_input(self, meta):
+        from kerashw import serving
+
+        variant = meta["preprocess"]
+        if variant == "denoise":
+            return ("denoise's arc removal is a RANSAC fit and a per-column search in NumPy/OpenCV "
+                    "(kerashw/captcha/preprocess.py) with no TensorFlow equivalent that gives the same pixels; "
+                    "this export takes preprocessed floats only (`serve`, or kerashw predict). The original "
+                    "and denoise2 variants export an image-bytes signature")
+
+        def to_input(rgb):
+            import tensorflow as tf
+
+            if variant == "denoise2":
+                clean = serving.median3(serving.median3(serving.gray(rgb)))[:, :, None]
+                return tf.cast(serving.resize_area(clean, HEIGHT, WIDTH), tf.float32) / 255.0
+            return tf.cast(serving.resize_area(rgb, HEIGHT, WIDTH), tf.float32) / 255.0
+
+        return to_input
+
+    def graph_decode(self, outputs, meta):
+        import tensorflow as tf
+
+        symbols = tf.constant(list(meta["alphabet"]))
+        idx = tf.stack([tf.argmax(outputs[h], axis=-1, output_type=tf.int32) for h in HEADS], axis=1)
+        return {"text": tf.strings.reduce_join(tf.gather(symbols, idx), axis=1),
+                "confidence": tf.stack([tf.reduce_max(outputs[h], axis=-1) for h in HEADS], axis=1),
+                **{h: outputs[h] for h in HEADS}}
+
     def describe(self, out: dict) -> str:
         return f"{out['text']}  confidence " + " ".join(f"{c:.2f}" for c in out["confidence"])
 

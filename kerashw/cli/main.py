@@ -259,7 +259,7 @@ def results(run_id, exp, fmt, store_path, confusion):
 
         click.echo(to_json([dataclasses.asdict(r) for r in rows], indent=2))  # strict: NaN is null
         return
-    headers, table_rows = tables.result_rows(rows)
+    headers, table_rows = tables.result_rows(rows, plain=fmt in ("csv", "json"))  # numbers a program reads
     if fmt == "table":
         console.print(tables.rich_table(headers, table_rows, title=f"runs in {store.path}"))
     else:
@@ -267,8 +267,6 @@ def results(run_id, exp, fmt, store_path, confusion):
 
 
 def _print_confusion(store, row):
-    import json
-
     from kerashw import tasks
     from kerashw.reports.tables import confused_pairs
 
@@ -333,26 +331,36 @@ def export(run_id, output, best_of, exp, weights, store_path):
     except (ExportError, KeyError) as exc:
         raise click.ClickException(exc.args[0]) from None
     click.echo(f"exported run {row.id} ({row.label}) to {out}; reload check passed")
+    signatures = json.loads((out / "kerashw.json").read_text())["signatures"]
+    if signatures["serving_default"] == "serve_images":
+        click.echo("serving_default: serve_images (encoded image bytes -> text); serve: preprocessed floats")
+    else:
+        click.echo(f"no image-bytes signature ({signatures['serve_images'][len('none: '):]}); "
+                   "serving_default: serve (preprocessed floats)")
 
 
 @main.command()
 @click.argument("model_dir", type=click.Path())
 @click.argument("images", nargs=-1, type=click.Path())
 @click.option("--data", type=click.Path(), help="Labelled captcha folder: report accuracy over it.")
-def predict(model_dir, images, data):
+@click.option("--format", "fmt", type=click.Choice(["text", "csv", "json"]), default="text", show_default=True,
+              help="text for people; csv or json, one row per image, for programs (the summary goes to stderr).")
+def predict(model_dir, images, data, fmt):
     """Predict with an exported SavedModel: captcha text or digit, per image."""
     _quiet_tf()
+    import csv
+    import io
+
     import numpy as np
 
+    from kerashw import tasks
+    from kerashw.config import DataError
     from kerashw.export import ExportError, load_exported, predict_arrays, prepare_image
 
     try:
         served, meta = load_exported(model_dir)
     except ExportError as exc:
         raise click.ClickException(str(exc)) from None
-    from kerashw import tasks
-    from kerashw.config import DataError
-
     task = tasks.get(meta["task"])
     labels = {}
     files = list(images)
@@ -364,31 +372,41 @@ def predict(model_dir, images, data):
         files += list(labels)
     if not files:
         raise click.BadParameter("give image files or --data FOLDER")
-    failed, right, n = 0, 0, 0
-    char_right = None
+    rows, failed = [], 0
     for f in files:
         try:
             x = prepare_image(f, meta)
         except ExportError as exc:
             failed += 1
-            console.print(f"[red]error:[/red] {exc}")
+            click.echo(f"error: {exc}", err=True)
             continue
         out = predict_arrays(served, meta, x[None])[0]
         truth = labels.get(f)
-        if not data or truth is None:
-            mark = "" if truth is None else ("  ok" if truth == out["text"] else f"  (true {truth})")
-            click.echo(f"{f}: {task.describe(out)}{mark}")
+        row = {"file": f, "text": out["text"], "confidence": [round(c, 6) for c in out["confidence"]]}
         if truth is not None:
-            n += 1
-            right += truth == out["text"]
-            hits = np.array([a == b for a, b in zip(truth, out["text"])], dtype=float)
-            char_right = hits if char_right is None else char_right + hits
-    if n:
-        chars = ", ".join(f"{100 * c / n:.2f}%" for c in char_right)
-        click.echo(f"accuracy over {n} labelled images: whole {task.name} {100 * right / n:.2f}%, "
-                   f"per character [{chars}]")
+            row.update(label=truth, correct=truth == out["text"])
+        rows.append(row)
+        if fmt == "text" and (not data or truth is None):
+            mark = "" if truth is None else ("  ok" if row["correct"] else f"  (true {truth})")
+            click.echo(f"{f}: {task.describe(out)}{mark}")
+    if fmt == "json":
+        click.echo(json.dumps(rows, indent=1))
+    elif fmt == "csv":
+        buf = io.StringIO()
+        writer = csv.writer(buf, lineterminator="\n")
+        writer.writerow(["file", "text", "confidence", *(["label", "correct"] if labels else [])])
+        for r in rows:
+            writer.writerow([r["file"], r["text"], " ".join(str(c) for c in r["confidence"]),
+                             *([r.get("label", ""), r.get("correct", "")] if labels else [])])
+        click.echo(buf.getvalue(), nl=False)
+    scored = [r for r in rows if "label" in r]
+    if scored:
+        chars = np.mean([[a == b for a, b in zip(r["label"], r["text"])] for r in scored], axis=0)
+        right = sum(r["correct"] for r in scored)
+        click.echo(f"accuracy over {len(scored)} labelled images: whole {task.name} {100 * right / len(scored):.2f}%, "
+                   f"per character [{', '.join(f'{100 * c:.2f}%' for c in chars)}]", err=fmt != "text")
     if failed:
-        click.echo(f"{failed} file(s) could not be read")
+        click.echo(f"{failed} file(s) could not be read", err=fmt != "text")
         sys.exit(1)
 
 

@@ -77,6 +77,26 @@ class MnistTask(Task):
         gray = cv2.cvtColor(read_bgr(file), cv2.COLOR_BGR2GRAY)
         return cv2.resize(gray, INPUT_SHAPE[::-1], interpolation=cv2.INTER_AREA).astype("float32") / 255.0
 
+    def graph_input(self, meta):
+        from kerashw import serving
+
+        def to_input(rgb):
+            import tensorflow as tf
+
+            small = serving.resize_area(serving.gray(rgb)[:, :, None], *INPUT_SHAPE)
+            return tf.cast(small[:, :, 0], tf.float32) / 255.0
+
+        return to_input
+
+    def graph_decode(self, outputs, meta):
+        import tensorflow as tf
+
+        probs = outputs if not isinstance(outputs, dict) else outputs[next(iter(outputs))]
+        top = tf.math.top_k(probs, 3)
+        symbols = tf.constant(list(meta["alphabet"]))
+        return {"text": tf.gather(symbols, top.indices[:, 0]), "confidence": top.values[:, :1],
+                "top3": top.indices, "top3_confidence": top.values, "probabilities": probs}
+
     def describe(self, out: dict) -> str:
         return f"{out['text']}  top-3 " + ", ".join(f"{d} ({q:.2f})" for d, q in out["top3"])
 

@@ -35,8 +35,9 @@ def _spec_value(row: RunRow, key: str) -> str:
     return "" if v is None else str(v)
 
 
-def result_rows(rows: list[RunRow], studies: bool = True) -> tuple[list[str], list[list[str]]]:
-    """Columns and rows for `kerashw results` and the end-of-study summary."""
+def result_rows(rows: list[RunRow], studies: bool = True, plain: bool = False) -> tuple[list[str], list[list[str]]]:
+    """Columns and rows for `kerashw results` and the end-of-study summary; `plain`: numbers
+    as a program reads them (95164, not 95,164)."""
     spec_cols = ["model", "activation", "optimizer", "lr", "batch_size", "epochs", "limit", "preprocess",
                  "augment", "arcs", "seed"]
     # Keep only spec columns that differ across the rows (plus model): the rest is noise.
@@ -52,7 +53,7 @@ def result_rows(rows: list[RunRow], studies: bool = True) -> tuple[list[str], li
         cells += [pct(_metric(r, "final", p, "top1")) for p in ("train", "val", "test")]
         cells += [pct(_metric(r, "final", "test", c.key)) for c in extra]
         cells += [str(r.best.get("epoch", "")), pct(_metric(r, "best", "val", "top1")),
-                  f"{r.trainable_params or 0:,}",
+                  f"{r.trainable_params or 0}" if plain else f"{r.trainable_params or 0:,}",
                   f"{r.elapsed:.1f}" if r.elapsed is not None else ""]
         cells += [",".join(r.studies)] if studies else []
         out.append(cells)
