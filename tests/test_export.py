@@ -110,6 +110,15 @@ def test_mnist_export_and_predict(tmp_path, mnist_path, store):
     cv2.imwrite(str(tmp_path / "d.png"), arr["x_test"][0])
     r = CliRunner().invoke(main, ["predict", str(tmp_path / "m"), str(tmp_path / "d.png")])
     assert r.exit_code == 0 and "top-3" in r.output
+    # the bytes signature: a digit image (and one 3x the size, resized in the graph) -> predict's digit
+    import tensorflow as tf
+
+    cv2.imwrite(str(tmp_path / "big.png"), cv2.resize(arr["x_test"][1], (84, 84)))
+    served, meta = export.load_exported(tmp_path / "m")
+    files = [tmp_path / "d.png", tmp_path / "big.png"]
+    out = served.signatures["serving_default"](images=tf.constant([f.read_bytes() for f in files]))
+    want = [export.predict_arrays(served, meta, export.prepare_image(f, meta)[None])[0]["text"] for f in files]
+    assert [t.decode() for t in out["text"].numpy()] == want and out["top3"].shape == (2, 3)
     # exporting over a non-empty folder refuses, and keeps what is there
     r = CliRunner().invoke(main, ["export", spec.run_id, "--store", str(store.path), "-o", str(tmp_path / "m")])
     assert r.exit_code == 1 and "exists and is not empty" in r.output

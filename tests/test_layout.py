@@ -12,7 +12,7 @@ ORDER = [
     "kerashw.stdio", "kerashw.atomic", "kerashw.training", "kerashw.training.stopping", "kerashw.parallel",
     "kerashw.training.precision", "kerashw.training.distribute",
     "kerashw.store.claims", "kerashw.store.db", "kerashw.store", "kerashw.study", "kerashw.task",
-    "kerashw.pipeline", "kerashw.rundata", "kerashw.blocks",
+    "kerashw.pipeline", "kerashw.rundata", "kerashw.serving", "kerashw.blocks",
     "kerashw.mnist", "kerashw.mnist.constants", "kerashw.mnist.studies", "kerashw.mnist.source",
     "kerashw.mnist.models", "kerashw.mnist.task", "kerashw.mnist.definition",
     "kerashw.captcha", "kerashw.captcha.constants", "kerashw.captcha.studies", "kerashw.captcha.synth",
