@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from kerashw import __version__, tasks
+from kerashw import __version__, portable, tasks
 from kerashw.images import UnreadableImage, display_name
 from kerashw.store import RunRow, Store
 
@@ -26,9 +26,22 @@ class ExportError(RuntimeError):
     pass
 
 
-def export_run(store: Store, row: RunRow, out: str | Path | None = None, weights: str = "final") -> Path:
+def export_run(store: Store, row: RunRow, out: str | Path | None = None, weights: str = "final",
+               fmt: str = "savedmodel", quantize: str | None = None) -> Path:
+    """The run's model as a SavedModel folder (verified by reloading it with plain TF), or as
+    one .tflite / .onnx file converted from it (verified against Keras on sample inputs)."""
     import keras
     import tensorflow as tf
+
+    if fmt not in portable.FORMATS:
+        raise ExportError(f"unknown format {fmt!r}; want one of {', '.join(portable.FORMATS)}")
+    if quantize not in (None, "int8") or (quantize and fmt != "tflite"):
+        raise ExportError(f"--quantize {quantize} is for --format tflite (int8 only)")
+    if fmt == "onnx":
+        try:
+            portable.check_onnx_available()
+        except portable.MissingExtra as exc:
+            raise ExportError(str(exc)) from None
 
     files = store.files(row.id)
     model_file = files.model
@@ -42,6 +55,10 @@ def export_run(store: Store, row: RunRow, out: str | Path | None = None, weights
         raise ExportError(f"run {row.id} has no best-val checkpoint ({best_file} is missing: "
                           "no epoch had a val split); export --weights final")
     study = (row.studies or [row.task])[0]
+    if fmt != "savedmodel":
+        return _export_file(row, model_file, best_file if weights == "best" else None, weights, fmt, quantize,
+                            Path(out) if out else Path("saved_models") / (
+                                f"{study}-{row.id}{'-int8' if quantize else ''}{portable.SUFFIX[fmt]}"))
     out = Path(out) if out else Path("saved_models") / f"{study}-{row.id}"
     if out.exists() and not out.is_dir():
         raise ExportError(f"{out} is a file; -o takes a folder (new or empty)")
@@ -76,6 +93,68 @@ def export_run(store: Store, row: RunRow, out: str | Path | None = None, weights
         "versions": {**row.versions, "kerashw_export": __version__, "tensorflow_export": tf.__version__},
     }
     (out / META).write_text(json.dumps(meta, indent=2))
+    return out
+
+
+def _export_file(row: RunRow, model_file: Path, best_file: Path | None, weights: str, fmt: str,
+                 quantize: str | None, out: Path) -> Path:
+    """A .tflite or .onnx file (and its kerashw.json) from a SavedModel made on the way."""
+    import shutil
+    import tempfile
+
+    import keras
+    import tensorflow as tf
+
+    from kerashw.config import DataError, RunSpec, TrainOptions
+
+    if out.suffix != portable.SUFFIX[fmt]:
+        raise ExportError(f"{out}: a {fmt} export is one file ending {portable.SUFFIX[fmt]}")
+    if out.exists():
+        raise ExportError(f"{out} exists; choose another -o or remove it")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    _check_writable(out)
+    task = tasks.get(row.task)
+    model = keras.saving.load_model(model_file, compile=False)
+    if best_file is not None:
+        model.load_weights(best_file)
+    calibration = None
+    if quantize:
+        spec = RunSpec.from_dict(row.spec)
+        try:  # int8 ranges from the run's own training images, preprocessed as it trained
+            train = task.split(spec, TrainOptions(), "train")
+        except DataError as exc:
+            raise ExportError(f"--quantize int8 calibrates on the run's training images: {exc}") from None
+        calibration = train.x[np.random.default_rng(0).permutation(len(train))[:256]].astype("float32") / 255.0
+    x = task.sample_batch(row.spec, model.input_shape[1:])
+    tmp = Path(tempfile.mkdtemp(prefix=".export-", dir=out.parent))
+    try:
+        saved = tmp / "savedmodel"
+        _write_savedmodel(model, task, {"preprocess": row.spec.get("preprocess"), "alphabet": task.classes}, saved)
+        portable.convert(saved, out, fmt, input_shape=model.input_shape[1:], calibration=calibration)
+        runner = portable.RUNNERS[out.suffix](out)
+        served, direct = runner.serve(x), model(x, training=False)
+        direct = direct if isinstance(direct, dict) else {"probabilities": direct}
+        served_heads = [served[k] for k in direct] if set(direct) <= set(served) else list(served.values())
+        diff = max(float(np.max(np.abs(np.asarray(a) - np.asarray(b)))) for a, b in zip(served_heads, direct.values()))
+        agree = min(float(np.mean(np.argmax(a, -1) == np.argmax(np.asarray(b), -1)))
+                    for a, b in zip(served_heads, direct.values()))
+        if not quantize and diff >= 1e-4:
+            raise ExportError(f"{out} differs from the Keras model by {diff:.2e} (allowed < 1e-4)")
+    except BaseException:
+        out.unlink(missing_ok=True)
+        raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    meta = {
+        "task": row.task, "run_id": row.id, "label": row.label, "spec": row.spec, "weights": weights,
+        "format": fmt, "quantize": quantize, "file_bytes": out.stat().st_size,
+        "input_shape": list(model.input_shape[1:]), "preprocess": row.spec.get("preprocess"),
+        "alphabet": task.classes, "outputs": sorted(direct) if len(direct) > 1 else ["probabilities"],
+        "metrics": {"final": row.final, "best": row.best},
+        "check": {"max_abs_diff": diff, "argmax_agreement": agree, "samples": len(x)},
+        "versions": {**row.versions, "kerashw_export": __version__, "tensorflow_export": tf.__version__},
+    }
+    portable.meta_path(out).write_text(json.dumps(meta, indent=2))
     return out
 
 
@@ -146,6 +225,15 @@ def load_exported(path: str | Path):
     import tensorflow as tf
 
     path = Path(path)
+    if path.suffix in portable.RUNNERS and path.is_file():
+        try:
+            runner, meta = portable.load(path)
+        except (FileNotFoundError, ValueError, portable.MissingExtra) as exc:
+            raise ExportError(str(exc)) from None
+        except Exception as exc:  # a damaged file: the runtime's own words
+            raise ExportError(f"{path}: not a loadable {path.suffix[1:]} model ({type(exc).__name__}: {exc})") from None
+        _check_fields(meta, portable.meta_path(path))
+        return runner, meta
     meta_file = path / META
     if not meta_file.exists():
         raise ExportError(f"{path}: not a kerashw export ({META} missing)")
@@ -164,21 +252,7 @@ def load_exported(path: str | Path):
 def check_metadata(meta: dict, loaded, meta_file: Path) -> None:
     """kerashw.json must describe the SavedModel beside it: an edited alphabet or shape
     would decode predictions wrongly without a word, so each mismatch is one clear line."""
-    if not isinstance(meta, dict):
-        raise ExportError(f"{meta_file}: want a JSON object, got {type(meta).__name__}")
-    kinds = {"task": str, "input_shape": list, "alphabet": str, "outputs": list}
-    missing = [k for k in kinds if k not in meta]
-    if missing:
-        raise ExportError(f"{meta_file}: missing {missing}")
-    for key, kind in kinds.items():
-        if not isinstance(meta[key], kind):
-            raise ExportError(f"{meta_file}: {key} is {meta[key]!r}; want a JSON {kind.__name__.replace('str', 'string')}")
-    if meta["task"] not in tasks.TASKS:
-        raise ExportError(f"{meta_file}: unknown task {meta['task']!r}; want one of {sorted(tasks.TASKS)}")
-    task = tasks.get(meta["task"])
-    if meta["alphabet"] != task.classes:  # the classes' order the model was trained with
-        raise ExportError(f"{meta_file}: alphabet {meta['alphabet']!r} is not the {task.name} model's "
-                          f"{task.classes!r}; predictions would be decoded as other symbols")
+    task = _check_fields(meta, meta_file)
     serve = loaded.signatures.get("serve") or loaded.signatures.get("serving_default")
     if serve is None:
         raise ExportError(f"{meta_file.parent}: the SavedModel has no serving signature")
@@ -197,6 +271,26 @@ def check_metadata(meta: dict, loaded, meta_file: Path) -> None:
     if len(meta["alphabet"]) != width or len(set(meta["alphabet"])) != width:
         raise ExportError(f"{meta_file}: alphabet {meta['alphabet']!r} has {len(set(meta['alphabet']))} distinct "
                           f"symbols but the model's outputs have {width} classes")
+
+
+def _check_fields(meta: dict, meta_file: Path):
+    """The fields every export's kerashw.json has, their types, its task and alphabet; the task."""
+    if not isinstance(meta, dict):
+        raise ExportError(f"{meta_file}: want a JSON object, got {type(meta).__name__}")
+    kinds = {"task": str, "input_shape": list, "alphabet": str, "outputs": list}
+    missing = [k for k in kinds if k not in meta]
+    if missing:
+        raise ExportError(f"{meta_file}: missing {missing}")
+    for key, kind in kinds.items():
+        if not isinstance(meta[key], kind):
+            raise ExportError(f"{meta_file}: {key} is {meta[key]!r}; want a JSON {kind.__name__.replace('str', 'string')}")
+    if meta["task"] not in tasks.TASKS:
+        raise ExportError(f"{meta_file}: unknown task {meta['task']!r}; want one of {sorted(tasks.TASKS)}")
+    task = tasks.get(meta["task"])
+    if meta["alphabet"] != task.classes:  # the classes' order the model was trained with
+        raise ExportError(f"{meta_file}: alphabet {meta['alphabet']!r} is not the {task.name} model's "
+                          f"{task.classes!r}; predictions would be decoded as other symbols")
+    return task
 
 
 def prepare_image(file: str | Path, meta: dict) -> np.ndarray:

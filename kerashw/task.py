@@ -49,9 +49,13 @@ class Task:
         """The run's RunData (kerashw.rundata): pipelines, loss, metrics, evaluation."""
         raise NotImplementedError
 
-    def test_split(self, spec, options):
-        """The run's test split as it trained: uint8 images and labels (the report's gallery)."""
+    def split(self, spec, options, name: str):
+        """One of the run's splits (train, val, test) as it trained on it: uint8 images and
+        labels (the report's gallery of test mistakes, int8 calibration on train)."""
         raise NotImplementedError
+
+    def test_split(self, spec, options):
+        return self.split(spec, options, "test")
 
     def preview(self, spec, path) -> str | None:
         """A picture of the run's input variants at `path` (drawn unless there); its caption,

@@ -133,7 +133,7 @@ def lr_study_store(tmp_path_factory, tiny_mnist):
 # Tests that share an expensive session fixture run in the same xdist worker (pyproject:
 # --dist loadgroup), so it is built once, not once per worker: each costs 15-20 s here.
 # Both fixtures train for real, so their tests are slow tests too.
-SHARED_FIXTURES = ("captcha_run", "lr_study_store")
+SHARED_FIXTURES = ("captcha_run", "lr_study_store", "original_run")
 
 
 def pytest_addoption(parser):

@@ -200,3 +200,41 @@ def test_a_denoise_export_says_it_has_no_bytes_signature(captcha_export):
     assert meta["signatures"]["serving_default"] == "serve"
     assert meta["signatures"]["serve_images"].startswith("none: denoise's arc removal")
     assert "serve_images" not in tf.saved_model.load(str(out)).signatures
+
+
+@pytest.mark.slow
+def test_litert_and_onnx_exports_predict_as_the_savedmodel(original_run, synth_folder, tmp_path):
+    """--format tflite (float32 and int8, calibrated on the run's training images) and onnx:
+    one file each with its kerashw.json; predict runs each and says which; the float formats
+    answer as the SavedModel does."""
+    store, row = original_run
+    runner = CliRunner()
+    texts = {}
+    for name, args in (("savedmodel", []), ("tflite", ["--format", "tflite"]),
+                       ("int8", ["--format", "tflite", "--quantize", "int8"]), ("onnx", ["--format", "onnx"])):
+        out = tmp_path / {"savedmodel": "sm", "tflite": "m.tflite", "int8": "m8.tflite", "onnx": "m.onnx"}[name]
+        r = runner.invoke(main, ["export", row.id, "--store", str(store.home), "-o", str(out), *args])
+        assert r.exit_code == 0, r.output
+        r = runner.invoke(main, ["predict", str(out), "--data", str(synth_folder), "--format", "json"])
+        assert r.exit_code == 0, r.output
+        texts[name] = [d["text"] for d in json.loads(r.stdout)]
+        assert {"savedmodel": "SavedModel", "tflite": "LiteRT float32", "int8": "LiteRT int8",
+                "onnx": "ONNX Runtime"}[name] in r.stderr
+    assert texts["tflite"] == texts["savedmodel"] and texts["onnx"] == texts["savedmodel"]
+    assert len(texts["int8"]) == 160
+    meta = json.loads((tmp_path / "m8.kerashw.json").read_text())
+    assert meta["format"] == "tflite" and meta["quantize"] == "int8"
+    assert meta["file_bytes"] < (tmp_path / "m.tflite").stat().st_size
+    r = runner.invoke(main, ["export", row.id, "--store", str(store.home), "--quantize", "int8", "-o", str(tmp_path / "x")])
+    assert r.exit_code == 1 and "is for --format tflite" in r.output
+
+
+def test_onnx_without_the_extra_is_one_line_naming_it(original_run, tmp_path, monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "tf2onnx", None)  # as on a machine without kerashw[deploy]
+    store, row = original_run
+    r = CliRunner().invoke(main, ["export", row.id, "--store", str(store.home), "--format", "onnx",
+                                  "-o", str(tmp_path / "m.onnx")])
+    assert r.exit_code == 1 and 'pip install "kerashw[deploy]"' in r.output and "Traceback" not in r.output
+    assert not (tmp_path / "m.onnx").exists()

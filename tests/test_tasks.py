@@ -72,8 +72,8 @@ class Digits8(Task):
             n_train=256, steps=256 // spec.batch_size, loss="sparse_categorical_crossentropy",
             metrics=[keras.metrics.SparseCategoricalAccuracy(name="top1"), strict_top_k(3, "top3")])
 
-    def test_split(self, spec, options):
-        return _toy_splits()["test"]
+    def split(self, spec, options, name):
+        return _toy_splits()[name]
 
     def epoch_line(self, r):
         return f"Epoch [{r.epoch}/{r.epochs}] {r.phase}: top-1 {100 * r.get('top1'):.2f}%"

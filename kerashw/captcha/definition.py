@@ -38,10 +38,10 @@ class CaptchaTask(Task):
 
         return task.prepare(spec, options)
 
-    def test_split(self, spec, options):
+    def split(self, spec, options, name: str):
         from kerashw.captcha import task
 
-        return task.test_split(spec, options)
+        return task.split(spec, options, name)
 
     def preview(self, spec, path) -> str | None:
         from pathlib import Path

@@ -75,8 +75,9 @@ def prepare(spec: RunSpec, options) -> RunData:
     return from_splits(spec, *_splits(spec, options))
 
 
-def test_split(spec: RunSpec, options) -> Split:
-    return _splits(spec, options)[0]["test"]
+def split(spec: RunSpec, options, name: str) -> Split:
+    """One of the run's splits (train, val, test) as it trained on it."""
+    return _splits(spec, options)[0][name]
 
 
 def from_splits(spec: RunSpec, splits: dict[str, Split], skipped=()) -> RunData:

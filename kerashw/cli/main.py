@@ -311,9 +311,12 @@ def preview(data, count, output, seed):
 @click.option("--study", "--exp", "exp", help="Study, with --best (--exp: the older name).")
 @click.option("--weights", type=click.Choice(["final", "best"]), default="final", show_default=True,
               help="The last epoch's weights or the best-val epoch's.")
+@click.option("--format", "fmt", type=click.Choice(["savedmodel", "tflite", "onnx"]), default="savedmodel",
+              show_default=True, help="A SavedModel folder, or one LiteRT (.tflite) or ONNX (.onnx) file.")
+@click.option("--quantize", type=click.Choice(["int8"]), help="tflite: int8, calibrated on the run's training images.")
 @store_option
-def export(run_id, output, best_of, exp, weights, store_path):
-    """Export a finished run as a TensorFlow SavedModel, verified by reloading it."""
+def export(run_id, output, best_of, exp, weights, fmt, quantize, store_path):
+    """Export a finished run as a TensorFlow SavedModel (verified by reloading it), LiteRT or ONNX."""
     _quiet_tf()
     from kerashw.export import ExportError, best_run, export_run
 
@@ -327,9 +330,17 @@ def export(run_id, output, best_of, exp, weights, store_path):
             row = store.find(run_id)
         else:
             raise click.BadParameter("give a RUN_ID, or --best --exp STUDY")
-        out = export_run(store, row, output, weights)
+        out = export_run(store, row, output, weights, fmt=fmt, quantize=quantize)
     except (ExportError, KeyError) as exc:
         raise click.ClickException(exc.args[0]) from None
+    if fmt != "savedmodel":
+        from kerashw.portable import meta_path
+
+        check = json.loads(meta_path(out).read_text())["check"]
+        click.echo(f"exported run {row.id} ({row.label}) to {out} ({out.stat().st_size:,} bytes); against Keras on "
+                   f"{check['samples']} inputs: max difference {check['max_abs_diff']:.2e}, "
+                   f"{100 * check['argmax_agreement']:.1f}% same answers per output")
+        return
     click.echo(f"exported run {row.id} ({row.label}) to {out}; reload check passed")
     signatures = json.loads((out / "kerashw.json").read_text())["signatures"]
     if signatures["serving_default"] == "serve_images":
@@ -340,7 +351,7 @@ def export(run_id, output, best_of, exp, weights, store_path):
 
 
 @main.command()
-@click.argument("model_dir", type=click.Path())
+@click.argument("model_dir", type=click.Path())  # a SavedModel folder, or a .tflite / .onnx file
 @click.argument("images", nargs=-1, type=click.Path())
 @click.option("--data", type=click.Path(), help="Labelled captcha folder: report accuracy over it.")
 @click.option("--format", "fmt", type=click.Choice(["text", "csv", "json"]), default="text", show_default=True,
@@ -362,6 +373,8 @@ def predict(model_dir, images, data, fmt):
     except ExportError as exc:
         raise click.ClickException(str(exc)) from None
     task = tasks.get(meta["task"])
+    click.echo(f"model: {getattr(served, 'kind', 'TensorFlow SavedModel')} ({meta['task']}, run {meta['run_id']})",
+               err=True)
     labels = {}
     files = list(images)
     if data:

@@ -34,10 +34,10 @@ class MnistTask(Task):
 
         return task.prepare(spec, options)
 
-    def test_split(self, spec, options):
+    def split(self, spec, options, name: str):
         from kerashw.mnist import task
 
-        return task.test_split(spec, options)
+        return task.split(spec, options, name)
 
     def epoch_line(self, r) -> str:
         return (f"Epoch [{r.epoch}/{r.epochs}], phase: {r.phase}, samples: {r.samples}, "
@@ -103,7 +103,7 @@ class MnistTask(Task):
     def decode(self, outputs, n, meta):
         import numpy as np
 
-        p = np.asarray(outputs if not isinstance(outputs, dict) else outputs[self.outputs[0]])
+        p = np.asarray(next(iter(outputs.values())) if isinstance(outputs, dict) else outputs)  # one output, however named
         results = []
         for row in p[:n]:
             top = np.argsort(row)[::-1][:3]
