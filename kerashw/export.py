@@ -35,8 +35,8 @@ def export_run(store: Store, row: RunRow, out: str | Path | None = None, weights
 
     if fmt not in portable.FORMATS:
         raise ExportError(f"unknown format {fmt!r}; want one of {', '.join(portable.FORMATS)}")
-    if quantize not in (None, "int8") or (quantize and fmt != "tflite"):
-        raise ExportError(f"--quantize {quantize} is for --format tflite (int8 only)")
+    if quantize not in (None, *portable.QUANTIZE) or (quantize and fmt != "tflite"):
+        raise ExportError(f"--quantize {quantize} is for --format tflite ({' or '.join(portable.QUANTIZE)})")
     if fmt == "onnx":
         try:
             portable.check_onnx_available()
@@ -58,7 +58,7 @@ def export_run(store: Store, row: RunRow, out: str | Path | None = None, weights
     if fmt != "savedmodel":
         return _export_file(row, model_file, best_file if weights == "best" else None, weights, fmt, quantize,
                             Path(out) if out else Path("saved_models") / (
-                                f"{study}-{row.id}{'-int8' if quantize else ''}{portable.SUFFIX[fmt]}"))
+                                f"{study}-{row.id}{'-' + quantize if quantize else ''}{portable.SUFFIX[fmt]}"))
     out = Path(out) if out else Path("saved_models") / f"{study}-{row.id}"
     if out.exists() and not out.is_dir():
         raise ExportError(f"{out} is a file; -o takes a folder (new or empty)")
@@ -118,19 +118,24 @@ def _export_file(row: RunRow, model_file: Path, best_file: Path | None, weights:
     if best_file is not None:
         model.load_weights(best_file)
     calibration = None
+    x = task.sample_batch(row.spec, model.input_shape[1:])
     if quantize:
         spec = RunSpec.from_dict(row.spec)
-        try:  # int8 ranges from the run's own training images, preprocessed as it trained
+        try:  # the run's own training images, preprocessed as it trained: int8 ranges, and the check
             train = task.split(spec, TrainOptions(), "train")
         except DataError as exc:
-            raise ExportError(f"--quantize int8 calibrates on the run's training images: {exc}") from None
-        calibration = train.x[np.random.default_rng(0).permutation(len(train))[:256]].astype("float32") / 255.0
-    x = task.sample_batch(row.spec, model.input_shape[1:])
+            raise ExportError(f"--quantize {quantize} checks (and int8 calibrates) on the run's training "
+                              f"images: {exc}") from None
+        pick = np.random.default_rng(0).permutation(len(train))
+        k = min(256, max(1, len(train) * 3 // 4))  # a small --limit run keeps a quarter to check on
+        calibration = train.x[pick[:k]].astype("float32") / 255.0 if quantize == "int8" else None
+        held_out = pick[k:k + 64] if len(pick) > k else pick[:64]
+        x = train.x[held_out].astype("float32") / 255.0  # images the calibration did not see
     tmp = Path(tempfile.mkdtemp(prefix=".export-", dir=out.parent))
     try:
         saved = tmp / "savedmodel"
         _write_savedmodel(model, task, {"preprocess": row.spec.get("preprocess"), "alphabet": task.classes}, saved)
-        portable.convert(saved, out, fmt, input_shape=model.input_shape[1:], calibration=calibration)
+        portable.convert(saved, out, fmt, input_shape=model.input_shape[1:], quantize=quantize, calibration=calibration)
         runner = portable.RUNNERS[out.suffix](out)
         served, direct = runner.serve(x), model(x, training=False)
         direct = direct if isinstance(direct, dict) else {"probabilities": direct}
@@ -140,6 +145,11 @@ def _export_file(row: RunRow, model_file: Path, best_file: Path | None, weights:
                     for a, b in zip(served_heads, direct.values()))
         if not quantize and diff >= 1e-4:
             raise ExportError(f"{out} differs from the Keras model by {diff:.2e} (allowed < 1e-4)")
+        if quantize and agree < portable.MIN_AGREEMENT:
+            raise ExportError(f"the {quantize} model answers as Keras on only {100 * agree:.1f}% of {len(x)} "
+                              f"training images it was not calibrated on (want {100 * portable.MIN_AGREEMENT:.0f}%): "
+                              "this model does not survive that quantization"
+                              + ("; --quantize dynamic keeps the activations float" if quantize == "int8" else ""))
     except BaseException:
         out.unlink(missing_ok=True)
         raise

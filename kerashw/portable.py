@@ -13,6 +13,10 @@ from pathlib import Path
 import numpy as np
 
 FORMATS = ("savedmodel", "tflite", "onnx")
+# int8: weights and activations, ranges calibrated on the run's training images; dynamic: int8
+# weights, float activations (no calibration). Inputs and outputs stay float32 in both.
+QUANTIZE = ("int8", "dynamic")
+MIN_AGREEMENT = 0.99  # a quantized model must give Keras's answer on this share of held-out images
 SUFFIX = {"tflite": ".tflite", "onnx": ".onnx"}
 ONNX_EXTRA = 'ONNX needs the deploy extra: pip install "kerashw[deploy]" (tf2onnx and onnxruntime)'
 
@@ -33,15 +37,17 @@ def check_onnx_available() -> None:
         raise MissingExtra(ONNX_EXTRA) from None
 
 
-def convert(saved_dir: Path, out: Path, fmt: str, *, input_shape, calibration: np.ndarray | None = None) -> None:
-    """The SavedModel's `serve` signature as `out` in `fmt`; `calibration` (model inputs) makes a
-    LiteRT model int8 (weights and activations; inputs and outputs stay float32)."""
+def convert(saved_dir: Path, out: Path, fmt: str, *, input_shape, quantize: str | None = None,
+            calibration: np.ndarray | None = None) -> None:
+    """The SavedModel's `serve` signature as `out` in `fmt`; LiteRT `quantize` int8 (with
+    `calibration`, model inputs) or dynamic."""
     import tensorflow as tf
 
     if fmt == "tflite":
         converter = tf.lite.TFLiteConverter.from_saved_model(str(saved_dir), signature_keys=["serve"])
-        if calibration is not None:
+        if quantize:
             converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        if quantize == "int8":
             converter.representative_dataset = lambda: ([x[None]] for x in calibration)
         out.write_bytes(converter.convert())
         return
@@ -62,8 +68,8 @@ class LiteRT:
 
         self.interpreter = tf.lite.Interpreter(model_path=str(path))
         self.runner = self.interpreter.get_signature_runner("serve")
-        quantized = any(d["dtype"] == np.int8 for d in self.interpreter.get_tensor_details())
-        self.kind = f"LiteRT {'int8' if quantized else 'float32'} ({path.name})"
+        int8 = any(d["dtype"] == np.int8 for d in self.interpreter.get_tensor_details())
+        self.kind = f"LiteRT {'int8' if int8 else 'float32'} ({path.name})"
 
     def serve(self, x) -> dict:
         return self.runner(inputs=np.asarray(x, dtype=np.float32))

@@ -313,7 +313,9 @@ def preview(data, count, output, seed):
               help="The last epoch's weights or the best-val epoch's.")
 @click.option("--format", "fmt", type=click.Choice(["savedmodel", "tflite", "onnx"]), default="savedmodel",
               show_default=True, help="A SavedModel folder, or one LiteRT (.tflite) or ONNX (.onnx) file.")
-@click.option("--quantize", type=click.Choice(["int8"]), help="tflite: int8, calibrated on the run's training images.")
+@click.option("--quantize", type=click.Choice(["int8", "dynamic"]),
+              help="tflite: int8 (weights and activations, calibrated on the run's training images) or dynamic "
+                   "(int8 weights); refused unless it answers as Keras on 99% of held-out training images.")
 @store_option
 def export(run_id, output, best_of, exp, weights, fmt, quantize, store_path):
     """Export a finished run as a TensorFlow SavedModel (verified by reloading it), LiteRT or ONNX."""
