@@ -113,3 +113,14 @@ def test_study_is_the_option_and_exp_its_older_name(tmp_path):
     for flag in ("--study", "--exp"):
         r = CliRunner().invoke(main, ["results", flag, "lr", "--store", str(tmp_path / "st")])
         assert r.exit_code == 0 and "No runs of study 'lr'" in r.output, r.output
+
+
+def test_tensorboard_without_its_extra_is_one_line_before_training(tmp_path, monkeypatch):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "tensorboard" else real(name, *a))
+    r = CliRunner().invoke(main, ["train", "--model", "nn", "--epochs", "1", "--tensorboard",
+                                  "--store", str(tmp_path / "st")])
+    assert r.exit_code == 2 and 'pip install "kerashw[tensorboard]"' in r.output and "Traceback" not in r.output
+    assert not (tmp_path / "st").exists()  # nothing made, nothing claimed

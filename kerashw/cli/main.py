@@ -6,6 +6,7 @@ TensorFlow loads only inside commands that train or build models, so
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import json
 import os
 from pathlib import Path
@@ -195,6 +196,9 @@ def _resolve_specs(exp, model, **fields) -> tuple[list[RunSpec], list[str]]:
 def train(exp, model, mnist, store_path, force, tensorboard, skip_bad, split_counts, distribute, devices,
           workers, threads, force_before, **fields):
     """Train a study (--study NAME) or one run from the baseline with overrides."""
+    if tensorboard and importlib.util.find_spec("tensorboard") is None:  # before a store or a run is made
+        raise click.UsageError('--tensorboard needs TensorBoard, not installed with TensorFlow 2.21: '
+                               'pip install "kerashw[tensorboard]"')
     specs, studies = _resolve_specs(exp, model, skip_bad=skip_bad or None,
                                     split=tuple(split_counts) if split_counts else None, **fields)
     store = _store(store_path)
