@@ -247,3 +247,13 @@ def test_onnx_without_the_extra_is_one_line_naming_it(original_run, tmp_path, mo
                                   "-o", str(tmp_path / "m.onnx")])
     assert r.exit_code == 1 and 'pip install "kerashw[deploy]"' in r.output and "Traceback" not in r.output
     assert not (tmp_path / "m.onnx").exists()
+
+
+def test_predict_data_on_a_split_dataset_says_which_folder_to_give(captcha_export, tmp_path, synth_folder):
+    import shutil
+
+    _, _, out = captcha_export
+    for split in ("train", "val", "test"):
+        shutil.copytree(synth_folder, tmp_path / "data" / split, copy_function=shutil.copyfile)
+    r = CliRunner().invoke(main, ["predict", str(out), "--data", str(tmp_path / "data")])
+    assert r.exit_code == 1 and f"predict --data {tmp_path / 'data' / 'test'}" in r.output, r.output

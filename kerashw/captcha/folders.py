@@ -67,8 +67,9 @@ def read_labelled_folder(folder: Path) -> list[Item]:
                 items.append(Item(p, p.stem.upper()))
     if not items:
         splits = [p for p in SPLITS if (folder / p).is_dir()]
-        hint = (f"; it has {'/'.join(splits)}/ subfolders: give the folder above, with all of "
-                f"{'/'.join(SPLITS)}/" if splits else "")
+        hint = (f"; it has {'/'.join(splits)}/ subfolders: one of them is a labelled folder (predict --data "
+                f"{folder / splits[-1]}), and with all of {'/'.join(SPLITS)}/ this folder is a split dataset to "
+                "train on" if splits else "")
         raise DataError(f"{folder}: no labelled images (jpg/png) found{hint}")
     return items
 
