@@ -96,8 +96,8 @@ class Task:
     def graph_input(self, meta: dict):
         """For the SavedModel's image-bytes signature: a TF function from one uint8 RGB HxWx3
         image to the model's input (kerashw.serving's ops, the same pixels as read_image), or a
-        string saying why this run's preprocessing has none."""
-        raise NotImplementedError
+        string saying why this run's preprocessing has none (its export then has `serve` only)."""
+        return f"the {self.name} task has no in-graph preprocessing"
 
     def graph_decode(self, outputs, meta: dict) -> dict:
         """The model's batched outputs -> the signature's outputs (TF ops): text and confidences."""
