@@ -30,8 +30,6 @@ def export_run(store: Store, row: RunRow, out: str | Path | None = None, weights
                fmt: str = "savedmodel", quantize: str | None = None) -> Path:
     """The run's model as a SavedModel folder (verified by reloading it with plain TF), or as
     one .tflite / .onnx file converted from it (verified against Keras on sample inputs)."""
-    import keras
-    import tensorflow as tf
 
     if fmt not in portable.FORMATS:
         raise ExportError(f"unknown format {fmt!r}; want one of {', '.join(portable.FORMATS)}")
@@ -66,9 +64,7 @@ def export_run(store: Store, row: RunRow, out: str | Path | None = None, weights
         raise ExportError(f"{out} exists and is not empty; choose another -o or remove it")
     _check_writable(out)
     task = tasks.get(row.task)
-    model = keras.saving.load_model(model_file, compile=False)
-    if weights == "best":
-        model.load_weights(best_file)
+    model = _load_model(model_file, best_file if weights == "best" else None)
     decode_meta = {"preprocess": row.spec.get("preprocess"), "alphabet": task.classes}
     try:
         images = _write_savedmodel(model, task, decode_meta, out)
@@ -79,21 +75,34 @@ def export_run(store: Store, row: RunRow, out: str | Path | None = None, weights
         shutil.rmtree(out, ignore_errors=True)  # only what this export created
         raise
     meta = {
-        "task": row.task, "run_id": row.id, "label": row.label, "spec": row.spec,
-        "weights": weights, "input_shape": list(model.input_shape[1:]),
-        "preprocess": row.spec.get("preprocess"),
-        "alphabet": task.classes,
-        "outputs": outputs,
-        "metrics": {"final": row.final, "best": row.best},
+        **_meta(row, task, model, weights, outputs),
         "reload_max_abs_diff": max(diffs),
         # serving_default: the image-bytes signature where the run's preprocessing has one
         "signatures": {"serving_default": "serve_images" if images is None else "serve",
                        "serve": "float32 model inputs, preprocessed as the run trained",
                        "serve_images": "encoded JPEG/PNG/BMP/GIF bytes" if images is None else f"none: {images}"},
-        "versions": {**row.versions, "kerashw_export": __version__, "tensorflow_export": tf.__version__},
     }
     (out / META).write_text(json.dumps(meta, indent=2))
     return out
+
+
+def _load_model(model_file: Path, best_file: Path | None):
+    import keras
+
+    model = keras.saving.load_model(model_file, compile=False)
+    if best_file is not None:
+        model.load_weights(best_file)
+    return model
+
+
+def _meta(row: RunRow, task, model, weights: str, outputs: list) -> dict:
+    """What every export's kerashw.json says of its run and model."""
+    import tensorflow as tf
+
+    return {"task": row.task, "run_id": row.id, "label": row.label, "spec": row.spec, "weights": weights,
+            "input_shape": list(model.input_shape[1:]), "preprocess": row.spec.get("preprocess"),
+            "alphabet": task.classes, "outputs": outputs, "metrics": {"final": row.final, "best": row.best},
+            "versions": {**row.versions, "kerashw_export": __version__, "tensorflow_export": tf.__version__}}
 
 
 def _export_file(row: RunRow, model_file: Path, best_file: Path | None, weights: str, fmt: str,
@@ -102,8 +111,6 @@ def _export_file(row: RunRow, model_file: Path, best_file: Path | None, weights:
     import shutil
     import tempfile
 
-    import keras
-    import tensorflow as tf
 
     from kerashw.config import DataError, RunSpec, TrainOptions
 
@@ -114,9 +121,7 @@ def _export_file(row: RunRow, model_file: Path, best_file: Path | None, weights:
     out.parent.mkdir(parents=True, exist_ok=True)
     _check_writable(out)
     task = tasks.get(row.task)
-    model = keras.saving.load_model(model_file, compile=False)
-    if best_file is not None:
-        model.load_weights(best_file)
+    model = _load_model(model_file, best_file)
     calibration = None
     x = task.sample_batch(row.spec, model.input_shape[1:])
     if quantize:
@@ -155,15 +160,9 @@ def _export_file(row: RunRow, model_file: Path, best_file: Path | None, weights:
         raise
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    meta = {
-        "task": row.task, "run_id": row.id, "label": row.label, "spec": row.spec, "weights": weights,
-        "format": fmt, "quantize": quantize, "file_bytes": out.stat().st_size,
-        "input_shape": list(model.input_shape[1:]), "preprocess": row.spec.get("preprocess"),
-        "alphabet": task.classes, "outputs": sorted(direct) if len(direct) > 1 else ["probabilities"],
-        "metrics": {"final": row.final, "best": row.best},
-        "check": {"max_abs_diff": diff, "argmax_agreement": agree, "samples": len(x)},
-        "versions": {**row.versions, "kerashw_export": __version__, "tensorflow_export": tf.__version__},
-    }
+    meta = {**_meta(row, task, model, weights, sorted(direct) if len(direct) > 1 else ["probabilities"]),
+            "format": fmt, "quantize": quantize, "file_bytes": out.stat().st_size,
+            "check": {"max_abs_diff": diff, "argmax_agreement": agree, "samples": len(x)}}
     portable.meta_path(out).write_text(json.dumps(meta, indent=2))
     return out
 

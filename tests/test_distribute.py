@@ -210,7 +210,7 @@ def test_a_signal_to_the_workers_command_stops_them_at_once_and_says_what_was_st
     rows = Store(st, readonly=True).runs()
     stopped = sorted(r.id for r in rows if r.status == "interrupted")
     assert len(stopped) == 2 and not any(r.status == "running" for r in rows)
-    assert f"Stored as interrupted, to resume from their last whole epoch: " in out
+    assert "Stored as interrupted, to resume from their last whole epoch: " in out
     assert all(i in out for i in stopped)
     # it used to wait 10 s before passing the signal on, while the workers started new runs
     assert len(rows) == 2, [r.status for r in rows]
