@@ -28,13 +28,16 @@ def identify_all(specs, options: TrainOptions = TrainOptions()) -> list[RunSpec]
     return [identify(s, options) for s in specs]
 
 
-def identify_for_display(specs, options: TrainOptions = TrainOptions()) -> list[RunSpec]:
+def identify_for_display(specs, options: TrainOptions = TrainOptions(), problems: list | None = None) -> list[RunSpec]:
     """For lists and estimates: identified where the data can be read, else as they are
-    (a missing folder shows as not finished; starting the run says what is wrong)."""
+    (starting the run says what is wrong). Each unreadable spec's reason goes to `problems`
+    when given, so a front end can say "done: unknown" rather than "0 done"."""
     out = []
     for s in specs:
         try:
             out.append(identify(s, options, fetch=False))
-        except (DataError, OSError):
+        except (DataError, OSError) as exc:
             out.append(s.resolved())
+            if problems is not None:
+                problems.append(str(exc))
     return out

@@ -124,3 +124,14 @@ def test_tensorboard_without_its_extra_is_one_line_before_training(tmp_path, mon
                                   "--store", str(tmp_path / "st")])
     assert r.exit_code == 2 and 'pip install "kerashw[tensorboard]"' in r.output and "Traceback" not in r.output
     assert not (tmp_path / "st").exists()  # nothing made, nothing claimed
+
+
+def test_list_says_done_is_unknown_without_the_data(tmp_path, monkeypatch):
+    """With no MNIST file anywhere, the MNIST studies' done counts are unknown, not 0."""
+    monkeypatch.delenv("KERASHW_MNIST", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))  # no Keras cache either
+    r = CliRunner().invoke(main, ["list", "--no-params", "--store", str(tmp_path / "none")])
+    assert r.exit_code == 0, r.output
+    lr_row = next(line for line in r.output.splitlines() if line.startswith("│ lr "))
+    assert lr_row.split("│")[4].strip() == "?"  # done
+    assert "done ?: the study's data cannot be read now" in r.output and "no local MNIST file" in r.output

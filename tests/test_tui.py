@@ -108,9 +108,10 @@ def _status(app) -> str:
     return str(app.train_pane.status.render())
 
 
-async def test_a_study_fills_metrics_and_the_store_then_a_second_start_skips(store):
+async def test_a_study_fills_metrics_and_the_store_then_a_second_start_skips(store, tiny_mnist):
     trainer = ScriptedTrainer()
-    app = KerasHWApp(store, run_study=trainer)
+    # an MNIST file the runs are identified by (without one the done column says "?")
+    app = KerasHWApp(store, TrainOptions(mnist=str(tiny_mnist)), run_study=trainer)
     async with app.run_test(size=(80, 24)) as pilot:
         await _pick(pilot, app, "optimizer", {"epochs": "2", "seed": "3"})
         await pilot.press("s")

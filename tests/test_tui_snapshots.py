@@ -10,7 +10,8 @@ from tui.app import KerasHWApp
 def _app(tmp_path):
     # No MNIST file: run ids are shown without a data fingerprint, the same on every machine
     # (with one, they would name the local file's content).
-    return KerasHWApp(Store(tmp_path / "runs"), TrainOptions(mnist=str(tmp_path / "no-mnist.npz")))
+    # (A fixed path that never exists, since the screen names it: a tmp_path would differ per run.)
+    return KerasHWApp(Store(tmp_path / "runs"), TrainOptions(mnist="/nonexistent/no-mnist.npz"))
 
 
 async def _fixed_title(pilot):

@@ -34,8 +34,10 @@ class StudyTable(DataTable):
         self.clear()
         timings = estimate.Timings(store)  # one read of the store for every study
         for name, study in STUDIES.items():
-            p = estimate.plan(identify_for_display(study.specs(overrides), options), timings)
-            self.add_row(name, str(p.runs), str(p.finished), p.estimate, key=name)
+            problems: list[str] = []
+            p = estimate.plan(identify_for_display(study.specs(overrides), options, problems), timings)
+            # "?": its data cannot be read now (no MNIST file, a missing folder), so its done count is unknown
+            self.add_row(name, str(p.runs), "?" if problems else str(p.finished), p.estimate, key=name)
         if self.row_count:
             self.move_cursor(row=min(keep, self.row_count - 1))
 
@@ -173,10 +175,13 @@ class StudiesPane(Horizontal):
         name = self.table.selected
         study = STUDIES[name]
         lines = [f"[b]{name}[/b]: {study.description}"]
-        for spec in identify_for_display(study.specs(overrides), self.options):
+        problems: list[str] = []
+        for spec in identify_for_display(study.specs(overrides), self.options, problems):
             mark = "✓" if self.store.status(spec.run_id) == "finished" else "·"
             lines.append(f" {mark} {spec.label()}  [dim]{spec.run_id[:8]}[/dim]")
         lines.append("[dim] ✓ finished in the store: a start skips it[/dim]")
+        if problems:
+            lines.append(f"[yellow] done ?: {escape(problems[0])}[/yellow]")
         self.detail.update("\n".join(lines))
 
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:

@@ -14,6 +14,7 @@ import sys
 
 import click
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from kerashw.config import (ACTIVATIONS, INITS, MODEL_TASK, OPTIMIZERS, PRECISIONS, PREPROCESS, SCHEDULES, Overrides,
@@ -105,8 +106,11 @@ def list_cmd(params, store_path):
     t = Table(title="studies")
     for col in ("study", "description", "runs", "done", "est. time", "run labels"):
         t.add_column(col)
+    unreadable = []  # the data a study's runs would read, where it cannot be found now
     for name, study in STUDIES.items():
-        specs = identify_for_display(study.specs())
+        problems: list[str] = []
+        specs = identify_for_display(study.specs(), problems=problems)
+        unreadable += problems[:1]
         labels = []
         for s in specs:
             label = s.label()
@@ -120,8 +124,12 @@ def list_cmd(params, store_path):
                 label += f" ({counts[key]:,} params)"
             labels.append(label)
         p = estimate.plan(specs, timings)
-        t.add_row(name, study.description, str(p.runs), str(p.finished), p.estimate, "\n".join(labels))
+        done = "?" if problems else str(p.finished)  # unknown: which runs are its depends on the data
+        t.add_row(name, study.description, str(p.runs), done, p.estimate, "\n".join(labels))
     console.print(t)
+    if unreadable:
+        console.print(f"done ?: the study's data cannot be read now, so which stored runs are its is unknown "
+                      f"({escape(unreadable[0])})", markup=True)
     where = f"timings stored in {store.path}" if store else "no store yet"
     console.print(f"est. time: runs not yet finished ({where}; else figures measured on a "
                   "2-core CPU); done = finished runs")
