@@ -24,3 +24,11 @@ def replacing(path):
 def write_text(path, text: str) -> None:
     with replacing(path) as tmp:
         tmp.write_text(text)
+
+
+def unwritable(path) -> Path | None:
+    """The nearest existing folder on the way to `path` when this process cannot write into it
+    (so `path` cannot be made there), else None: checked before minutes of work, not after."""
+    path = Path(path)
+    parent = next((p for p in (path, *path.parents) if p.exists()), Path("."))
+    return None if os.access(parent, os.W_OK | os.X_OK) else parent

@@ -9,12 +9,11 @@ variants are OpenCV code; `predict` runs that same code, through the run's task
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import numpy as np
 
-from kerashw import __version__, portable, tasks
+from kerashw import __version__, atomic, portable, tasks
 from kerashw.images import UnreadableImage, display_name
 from kerashw.store import RunRow, Store
 
@@ -199,8 +198,8 @@ def _write_savedmodel(model, task, meta: dict, out: Path) -> str | None:
 
 def _check_writable(out: Path) -> None:
     """Before the minutes of loading and exporting: can `out` be made and written?"""
-    parent = next((p for p in (out, *out.parents) if p.exists()), Path("."))
-    if not os.access(parent, os.W_OK | os.X_OK):
+    parent = atomic.unwritable(out)
+    if parent is not None:
         raise ExportError(f"{out}: cannot write there ({parent} is not writable); choose another -o")
 
 

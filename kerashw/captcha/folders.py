@@ -8,6 +8,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from kerashw import atomic
 from kerashw.captcha.constants import ALPHABET, IMAGE_SUFFIXES, LENGTH, SYNTH_COUNT
 from kerashw.config import SYNTHETIC_VERSION, DataError
 
@@ -148,8 +149,6 @@ def content_digest(groups: list[tuple[str, list[Item]]]) -> str:
             h.update(hashlib.sha256(body).digest())
     digest = "captcha-" + h.hexdigest()[:16]
     cached.parent.mkdir(parents=True, exist_ok=True)
-    tmp = cached.with_name(f"{key}.tmp{os.getpid()}")
-    tmp.write_text(digest)
-    os.replace(tmp, cached)
+    atomic.write_text(cached, digest)  # two processes fingerprinting at once each write it whole
     return digest
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import os
 from pathlib import Path
 
 
@@ -151,8 +150,8 @@ def _check_out(out: Path) -> None:
     if (out / "report.md").exists() and not (out / "figures.json").exists():
         raise ValueError(f"{out}/report.md exists and is not a kerashw report (no figures.json beside it); "
                          "choose another -o")
-    parent = next((p for p in (out, *out.parents) if p.exists()), Path("."))
-    if not os.access(parent, os.W_OK | os.X_OK):
+    parent = atomic.unwritable(out)
+    if parent is not None:
         raise ValueError(f"{out}: cannot write there ({parent} is not writable); choose another -o")
 
 

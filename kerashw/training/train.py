@@ -337,7 +337,43 @@ def run_study(specs, *, store: Store, studies=(), listener: Listener | None = No
     if strat is not None:
         listener.notice(distribute.describe(strat, options.distribute, specs))
     with _writable_store(store, chief) as store:
-        return _run_each(specs, store, studies, listener, force, cancel, options, force_before, strat, chief)
+        results = []
+        # the data's content is part of each run's id: changed data is a new run, not a reuse
+        specs = unique(identify_all(specs, options))  # a shared baseline runs once
+        precision.check(specs)  # a precision this machine lacks fails before any run is claimed
+        for i, spec in enumerate(specs, start=1):
+            if cancel is not None and cancel.is_set():
+                break
+            claim = store.claim(spec.run_id, force=force, force_before=force_before)  # atomic: one trainer per run
+            # every worker of a cluster trains the runs the chief trains, in the same order
+            if not distribute.chief_says(strat, int(claim.verdict not in ("owned", "finished"))):
+                if not chief:
+                    store.release(spec.run_id)
+                    continue
+            if claim.verdict == "owned":
+                listener.run_skipped(spec, i, len(specs), f"being trained by {claim.owner}")
+                results.append(RunResult(spec.run_id, spec, "skipped", error=f"owned by {claim.owner}"))
+                continue
+            if claim.verdict == "finished":
+                store.add_studies(spec.run_id, studies)
+                row = store.get(spec.run_id)
+                listener.run_skipped(spec, i, len(specs), "finished")
+                results.append(RunResult(spec.run_id, spec, "skipped", row.elapsed or 0.0,
+                                         (row.trainable_params or 0, row.total_params or 0),
+                                         row.final, row.best))
+                continue
+            try:
+                result = run(spec, store=store, studies=studies, listener=listener, cancel=cancel,
+                             index=i, total=len(specs), options=options, claim=claim)
+            except (KeyboardInterrupt, DataError):
+                raise  # bad data fails every run alike: stop the study and say why
+            except Exception as exc:
+                result = RunResult(spec.run_id, spec, "failed", error=f"{type(exc).__name__}: {exc}")
+                listener.run_ended(result)
+            results.append(result)
+            if result.status == "interrupted":
+                break
+        return results
 
 
 @contextlib.contextmanager
@@ -353,42 +389,3 @@ def _writable_store(store: Store, chief: bool):
     finally:
         shutil.rmtree(private, ignore_errors=True)
 
-
-def _run_each(specs, store, studies, listener, force, cancel, options, force_before, strat, chief):
-    results = []
-    # the data's content is part of each run's id: changed data is a new run, not a reuse
-    specs = unique(identify_all(specs, options))  # a shared baseline runs once
-    precision.check(specs)  # a precision this machine lacks fails before any run is claimed
-    for i, spec in enumerate(specs, start=1):
-        if cancel is not None and cancel.is_set():
-            break
-        claim = store.claim(spec.run_id, force=force, force_before=force_before)  # atomic: one trainer per run
-        # every worker of a cluster trains the runs the chief trains, in the same order
-        if not distribute.chief_says(strat, int(claim.verdict not in ("owned", "finished"))):
-            if not chief:
-                store.release(spec.run_id)
-                continue
-        if claim.verdict == "owned":
-            listener.run_skipped(spec, i, len(specs), f"being trained by {claim.owner}")
-            results.append(RunResult(spec.run_id, spec, "skipped", error=f"owned by {claim.owner}"))
-            continue
-        if claim.verdict == "finished":
-            store.add_studies(spec.run_id, studies)
-            row = store.get(spec.run_id)
-            listener.run_skipped(spec, i, len(specs), "finished")
-            results.append(RunResult(spec.run_id, spec, "skipped", row.elapsed or 0.0,
-                                     (row.trainable_params or 0, row.total_params or 0),
-                                     row.final, row.best))
-            continue
-        try:
-            result = run(spec, store=store, studies=studies, listener=listener, cancel=cancel,
-                         index=i, total=len(specs), options=options, claim=claim)
-        except (KeyboardInterrupt, DataError):
-            raise  # bad data fails every run alike: stop the study and say why
-        except Exception as exc:
-            result = RunResult(spec.run_id, spec, "failed", error=f"{type(exc).__name__}: {exc}")
-            listener.run_ended(result)
-        results.append(result)
-        if result.status == "interrupted":
-            break
-    return results
