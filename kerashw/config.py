@@ -37,7 +37,7 @@ AUGMENT_VERSION = 2
 # A stored spec without such a field had that value, so from_dict fills it in.
 LATER_DEFAULTS = {"augment": False, "init": "keras", "weight_decay": 0.0, "schedule": "constant",
                   "warmup": 0, "label_smoothing": 0.0, "data_id": None, "split": None, "skip_bad": False,
-                  "extra": False, "precision": "float32", "arcs": 0.0}
+                  "extra": False, "precision": "float32", "arcs": 0.0, "init_from": None, "min_steps": 0}
 # Which homework part each model serves; the CLI routes `--model X` with it.
 MODEL_TASK = {"nn": "mnist", "cnn": "mnist", "baseline": "captcha", "simple_cnn": "captcha",
               "resnet18": "captcha", "resnet18_mod": "captcha", "resnet18_tiny": "captcha",
@@ -76,6 +76,12 @@ class RunSpec:
     extra: bool = False  # captcha: a split folder's extra/ images (if any) join the training split
     precision: str = "float32"  # float32, or mixed (bfloat16/float16 compute; kerashw.training.precision)
     arcs: float = 0.0  # captcha: chance a training image gets one more random arc (pipeline.random_arcs)
+    # fine-tuning: the id of a finished run of the same model whose final weights this run starts
+    # from (kerashw.training.warmstart); None = the init's random weights
+    init_from: str | None = None
+    # at least this many optimizer steps in all: a small training set is passed over several
+    # times per epoch (whole shuffled passes), so 150 images do not mean 3 steps an epoch
+    min_steps: int = 0
 
     def __post_init__(self) -> None:
         # Validate early so a typo fails before TensorFlow loads, naming what is accepted.
@@ -120,6 +126,11 @@ class RunSpec:
         for name in ("batch_size", "epochs"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)!r}")
+        if int(self.min_steps) < 0:
+            raise ValueError(f"min_steps must be >= 0, got {self.min_steps!r}")
+        if self.init_from is not None and not (isinstance(self.init_from, str) and len(self.init_from) == 12
+                                               and all(c in "0123456789abcdef" for c in self.init_from)):
+            raise ValueError(f"init_from must be a whole run id (12 hex digits), got {self.init_from!r}")
         if self.limit is not None and int(self.limit) < 1:
             raise ValueError(f"limit must be >= 1 or None, got {self.limit!r}")
 

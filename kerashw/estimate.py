@@ -52,9 +52,9 @@ class Timings:
             if row.status != "finished" or not row.elapsed:
                 continue
             other = RunSpec.from_dict(row.spec)
-            n, epochs = train_size(other), other.epochs
-            if n and epochs:
-                rate = max(0.0, row.elapsed - tasks.get(other.task).warm_up) / (epochs * n)
+            n = train_size(other)
+            if n:
+                rate = max(0.0, row.elapsed - tasks.get(other.task).warm_up) / (other.epochs * _passes(other, n) * n)
                 self._rates.setdefault(_key(other), []).append(rate)
 
     def per_image_epoch(self, spec: RunSpec) -> float | None:
@@ -79,12 +79,19 @@ def run_seconds(spec: RunSpec, store=None) -> float:
     spec = spec.resolved()
     n = train_size(spec)
     rate = _timings(store).per_image_epoch(spec)
+    passes = _passes(spec, n) if n else 1  # --min-steps: a small set is passed over several times an epoch
     if rate is not None:
-        per_epoch = rate * n
+        per_epoch = rate * n * passes
     else:
         extra_steps = max(0, math.ceil(n / spec.batch_size) - math.ceil(n / 64))
-        per_epoch = SECONDS_PER_1K.get(spec.model, 10.0) * n / 1000 + extra_steps * STEP_OVERHEAD
+        per_epoch = (SECONDS_PER_1K.get(spec.model, 10.0) * n / 1000 + extra_steps * STEP_OVERHEAD) * passes
     return tasks.get(spec.task).warm_up + per_epoch * spec.epochs
+
+
+def _passes(spec: RunSpec, n: int) -> int:
+    from kerashw.pipeline import passes_per_epoch  # NumPy only: TensorFlow loads inside its functions
+
+    return passes_per_epoch(n, spec.batch_size, spec.epochs, spec.min_steps)
 
 
 @dataclass(frozen=True)

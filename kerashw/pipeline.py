@@ -28,24 +28,42 @@ def subsample(n: int, limit: int | None, seed: int) -> np.ndarray:
     return np.sort(np.random.default_rng(seed + 1).choice(n, size=limit, replace=False))
 
 
+def passes_per_epoch(n: int, batch_size: int, epochs: int, min_steps: int = 0) -> int:
+    """Whole passes over the training set in one epoch: 1, or as many as it takes for
+    `epochs` epochs to make at least `min_steps` optimizer steps (RunSpec.min_steps)."""
+    per_pass = math.ceil(n / batch_size)
+    return max(1, math.ceil(math.ceil(min_steps / epochs) / per_pass)) if min_steps else 1
+
+
+def steps_per_epoch(n: int, batch_size: int, epochs: int, min_steps: int = 0) -> int:
+    return passes_per_epoch(n, batch_size, epochs, min_steps) * math.ceil(n / batch_size)
+
+
 def make_train_dataset(split: Split, batch_size: int, *, seed: int, epochs: int, start_epoch: int = 0,
-                       augment: bool = False, arcs: float = 0.0):
+                       augment: bool = False, arcs: float = 0.0, min_steps: int = 0):
     """The training batches of epochs start_epoch..epochs-1 as one stream, for
     fit(steps_per_epoch=...): epoch e's order is a stateless shuffle seeded by (seed, e),
     and batch b of it is augmented with draws seeded by (seed, e, b), so a run resumed
-    at epoch e sees exactly the batches it would have seen unbroken.
+    at epoch e sees exactly the batches it would have seen unbroken. With `min_steps` an
+    epoch is several whole passes, pass p shuffled by (seed, e * passes + p): one pass is
+    the old stream exactly, so older runs' numbers do not move.
     Per batch: gather the shuffled indices, scale to [0, 1], (augment), (arcs), prefetch."""
     import tensorflow as tf
 
     n = len(split)
     images = tf.constant(split.x)
     labels = tf.nest.map_structure(tf.constant, split.y)
+    passes = passes_per_epoch(n, batch_size, epochs, min_steps)
+
+    def one_pass(key):
+        order = tf.random.experimental.stateless_shuffle(
+            tf.range(n, dtype=tf.int64), seed=tf.stack([tf.constant(seed, tf.int64), key]))
+        return tf.data.Dataset.from_tensor_slices(order).batch(batch_size)
 
     def one_epoch(epoch):
-        order = tf.random.experimental.stateless_shuffle(
-            tf.range(n, dtype=tf.int64), seed=tf.stack([tf.constant(seed, tf.int64), epoch]))
-        # a batch's augmentation key: (seed, epoch * 2^20 + batch number)
-        return tf.data.Dataset.from_tensor_slices(order).batch(batch_size).enumerate().map(
+        batches = tf.data.Dataset.range(passes).flat_map(lambda p: one_pass(epoch * passes + p))
+        # a batch's augmentation key: (seed, epoch * 2^20 + batch number in the epoch)
+        return batches.enumerate().map(
             lambda b, idx: (idx, tf.stack([tf.constant(seed, tf.int64), epoch * 2 ** 20 + b])))
 
     def gather(idx, key):

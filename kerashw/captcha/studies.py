@@ -35,3 +35,23 @@ STUDIES["captcha-best"] = Study("captcha-best", "CAPTCHA: resnet18_mod, AdamW + 
 # to 94.8 (docs/results/captcha.md), so the tiny study uses resnet18_tiny_hr.
 STUDIES["captcha-tiny"] = Study("captcha-tiny", "CAPTCHA: the captcha-best recipe on resnet18_tiny_hr (24,974 params)",
                                 "", lambda: [dataclasses.replace(BEST, model="resnet18_tiny_hr")])
+
+# Few labels: captcha-best trained on synthetic captchas only (the default data, no label
+# needed), then fine-tuned from its weights on the user's --data. Overrides (--data, --limit,
+# --seed, --epochs, ...) go to the fine-tuning run; the pretraining run stays captcha-best on
+# the synthetic set, one run shared by every fine-tuning. The fine-tuning schedule counts
+# steps: with 100 labels an epoch would be 2 steps, so min_steps makes each epoch several
+# passes (docs/results/captcha.md has the curve over 0-all labels).
+PRETRAIN = BEST
+FINETUNE = dataclasses.replace(BEST, init_from=PRETRAIN.resolved().run_id, lr=1e-3, warmup=1, epochs=30,
+                               min_steps=1500)
+
+
+def _finetune_stages(overrides):
+    tuned = overrides.apply(FINETUNE) if overrides is not None else FINETUNE.resolved()
+    return [PRETRAIN.resolved(), tuned]
+
+
+STUDIES["captcha-finetune"] = Study(
+    "captcha-finetune", "CAPTCHA: captcha-best pretrained on synthetic captchas, fine-tuned on --data",
+    "", lambda: [PRETRAIN, FINETUNE], staged=_finetune_stages)

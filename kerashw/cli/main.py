@@ -157,6 +157,10 @@ def _spec_options(f):
                      help="Captcha: random shift/rotation/zoom of training images (default on)."),
         click.option("--arcs", type=float,
                      help="Captcha: chance (0-1) that a training image gets one more random arc (captcha-best: 0.5)."),
+        click.option("--init-from", help="Fine-tune: start from this finished run's weights (a run id "
+                     "or unique prefix; same model).", metavar="RUN_ID"),
+        click.option("--min-steps", type=int, help="At least this many optimizer steps in all: a small set "
+                     "is passed over several times per epoch."),
         click.option("--epochs", type=int, help="Epochs per run (default: the study's)."),
         click.option("--limit", type=int, help="Seeded subsample of the training split."),
         click.option("--seed", type=int, help="Seed for split, shuffles and weights (default 42)."),
@@ -170,7 +174,8 @@ def _spec_options(f):
 def _resolve_specs(exp, model, **fields) -> tuple[list[RunSpec], list[str]]:
     extra = {k: fields.pop(k) for k in ("activation", "optimizer", "lr", "batch_size", "preprocess", "augment",
                                          "init", "weight_decay", "schedule", "warmup", "label_smoothing",
-                                         "skip_bad", "split", "extra", "precision", "arcs")}
+                                         "skip_bad", "split", "extra", "precision", "arcs", "init_from",
+                                         "min_steps")}
     ov = Overrides(epochs=fields["epochs"], limit=fields["limit"], seed=fields["seed"],
                    data=fields["data"], extra={**extra, "model": model})
     try:
@@ -207,9 +212,16 @@ def train(exp, model, mnist, store_path, force, tensorboard, skip_bad, split_cou
     if tensorboard and importlib.util.find_spec("tensorboard") is None:  # before a store or a run is made
         raise click.UsageError('--tensorboard needs TensorBoard, not installed with TensorFlow 2.21: '
                                'pip install "kerashw[tensorboard]"')
+    store = _store(store_path)
+    if fields["init_from"]:  # a prefix is enough; the model defaults to that run's
+        try:
+            parent = store.find(fields["init_from"])
+        except KeyError as exc:
+            raise click.BadParameter(str(exc.args[0]), param_hint="--init-from") from None
+        fields["init_from"] = parent.id
+        model = model or (None if exp else parent.spec.get("model"))
     specs, studies = _resolve_specs(exp, model, skip_bad=skip_bad or None,
                                     split=tuple(split_counts) if split_counts else None, **fields)
-    store = _store(store_path)
     import signal
 
     def stop(signum, frame):  # SIGTERM (kill, a scheduler's stop) is handled like Ctrl-C

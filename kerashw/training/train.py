@@ -30,6 +30,7 @@ from kerashw.runfiles import RunFiles
 from kerashw.models import count_params, get_model
 from kerashw.store.claims import Claim
 from kerashw.training.stopping import signals_request_stop
+from kerashw.training.warmstart import warm_start
 from kerashw.store import Store
 
 
@@ -223,6 +224,8 @@ class Training:
         self.strat = distribute.strategy(options.distribute, options.devices)
         self.model, self.fit_model = build(spec, self.data, self.strat)
         self.params = count_params(self.model)
+        # fine-tuning: another run's weights (a resumed run then takes its backup's instead)
+        self.warm = warm_start(spec, self.store, self.model) if spec.init_from else None
         # multi-worker: each worker evaluates whole splits on a one-device twin with the trained
         # weights (under the strategy Keras evaluates a shard per worker and never sums them)
         self.twin, self.twin_fit = build(spec, self.data) if options.distribute == "multiworker" else (None, None)
@@ -250,6 +253,8 @@ class Training:
             shutil.rmtree(files.backup, ignore_errors=True)
             start(0)
         self.listener.run_started(spec, self.index, self.total, self.params)
+        if self.warm and not done:
+            self.listener.notice(self.warm)
         if done:
             self.listener.notice(f"resuming run {spec.run_id} at epoch {done + 1}/{spec.epochs} "
                                  f"(epochs 1-{done} restored from its backup)")
@@ -265,7 +270,8 @@ class Training:
     def callbacks(self, done: int) -> list:
         """One epoch: the training steps, then these in order, sharing one logs dict."""
         spec, data, files, stop = self.spec, self.data, self.files, self.stop
-        sizes = {"train": data.n_train, **{split: n for split, (_, n) in data.eval_sets.items()}}
+        passes = data.steps // math.ceil(data.n_train / spec.batch_size)  # > 1 with min_steps
+        sizes = {"train": data.n_train * passes, **{split: n for split, (_, n) in data.eval_sets.items()}}
         callbacks = [
             EpochProgress(self.listener, data.steps, spec.epochs),  # steps to the front end; epoch time
             EvaluateSplits(self.evaluate, data.eval_sets, stop),  # val_* and test_*: a full pass each
