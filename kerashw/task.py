@@ -107,3 +107,9 @@ class Task:
         """`predict --data`: each file of a labelled folder and its label."""
         raise ValueError(f"predict --data reads labelled folders of the captcha part; a {self.name} model "
                          "predicts the image files given")
+
+    def folds(self):
+        """`kerashw audit`: the task's K-fold helpers over a labelled folder (kerashw.captcha.kfold)."""
+        raise ValueError(f"kerashw audit reads labelled image folders (the captcha part); the {self.name} "
+                         "task has none")
+

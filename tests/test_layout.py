@@ -17,11 +17,11 @@ ORDER = [
     "kerashw.mnist.models", "kerashw.mnist.task", "kerashw.mnist.definition",
     "kerashw.captcha", "kerashw.captcha.constants", "kerashw.captcha.studies", "kerashw.captcha.synth",
     "kerashw.captcha.preprocess", "kerashw.captcha.folders", "kerashw.captcha.cache", "kerashw.captcha.models",
-    "kerashw.captcha.task", "kerashw.captcha.preview", "kerashw.captcha.definition",
+    "kerashw.captcha.task", "kerashw.captcha.preview", "kerashw.captcha.kfold", "kerashw.captcha.definition",
     "kerashw.tasks", "kerashw.studies", "kerashw.models", "kerashw.identity", "kerashw.estimate",
     "kerashw.training.callbacks", "kerashw.training.warmstart", "kerashw.training.train", "kerashw.reports", "kerashw.reports.tables", "kerashw.portable",
-    "kerashw.export", "kerashw.reports.figures", "kerashw.reports.writeup",
-    "kerashw.cli.progress", "kerashw.cli.workers", "kerashw.cli.main", "kerashw.cli", "kerashw.cli.__main__",
+    "kerashw.export", "kerashw.reports.figures", "kerashw.reports.writeup", "kerashw.audit",
+    "kerashw.cli.progress", "kerashw.cli.workers", "kerashw.cli.main", "kerashw.cli.audit", "kerashw.cli", "kerashw.cli.__main__",
 ]
 
 

@@ -146,6 +146,11 @@ class CaptchaTask(Task):
 
         return {str(i.path): i.label for i in read_labelled_folder(folder)}
 
+    def folds(self):
+        from kerashw.captcha import kfold
+
+        return kfold
+
 
 def _train_size(data: str | None) -> int:
     """A folder's training images, counted without reading them (estimates)."""
