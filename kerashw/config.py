@@ -24,7 +24,7 @@ PRECISIONS = ("float32", "mixed")
 # The synthetic captcha generator's version, bumped when kerashw.synth's pixels change.
 # It names the synthetic cache folder and is part of a captcha run's id on the default
 # data, so runs on an older synthetic set are never mistaken for runs on the current one.
-SYNTHETIC_VERSION = 2
+SYNTHETIC_VERSION = 3
 # The `denoise` variant's version (kerashw.captcha.preprocess reads it): part of a denoise
 # run's id from version 2 on, so a run on the older arc removal is never reused for the new.
 DENOISE_VERSION = 3

@@ -69,7 +69,7 @@ def test_generator_is_deterministic_and_looks_like_thsr():
     np.testing.assert_array_equal(a, b)
     assert not np.array_equal(a, synth.generate("7F37", 12))
     h, w, c = a.shape
-    assert 46 <= h <= 54 and 108 <= w <= 140 and c == 3 and a.dtype == np.uint8
+    assert 44 <= h <= 49 and 112 <= w <= 138 and c == 3 and a.dtype == np.uint8  # the real ones' sizes
     assert mask.shape == (h, w) and mask[:, w // 2].any()  # the arc crosses the middle
     assert a.mean() > 120  # light background, dark glyphs
 
@@ -95,9 +95,10 @@ def test_denoise_removes_the_arc():
         visible = (before & mask).sum()  # arc pixels that are ink before (the arc inverts glyphs)
         assert visible / mask.sum() > 0.4
         left.append((after & mask).sum() / visible)
-    # Measured here: mean 0.12, median 0.08 of the visible arc left (version 2, which filled
-    # gaps instead of inverting the arc back: 0.25 and 0.12). Without removal it would be 1.0.
-    assert np.mean(left) < 0.2 and np.median(left) < 0.12
+    # Measured here on synthetic version 3 (flatter arcs from the left edge, JPEG): mean 0.17,
+    # median 0.13 of the visible arc left (version 2: 0.12 and 0.08; denoise version 2, which
+    # filled gaps instead of inverting the arc back: 0.25 and 0.12). Without removal: 1.0.
+    assert np.mean(left) < 0.2 and np.median(left) < 0.15
 
 
 def test_denoise_keeps_the_text_of_real_captchas(thsr_path):

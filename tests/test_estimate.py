@@ -51,9 +51,11 @@ def test_study_estimate_skips_finished_runs(store):
 def test_folder_train_size_counts_images(tmp_path):
     for i in range(16):
         (tmp_path / f"{i:02d}.png").write_bytes(b"")
-    (tmp_path / "labels.csv").write_text("filename,label\n")
     spec = RunSpec(task="captcha", model="resnet18_mod", data=str(tmp_path))
     assert estimate.train_size(spec) == 8  # 4 of every 8 images train
+    # with a labels.csv, its rows are the images (they may lie elsewhere: kerashw audit's folds)
+    (tmp_path / "labels.csv").write_text("filename,label\n" + "".join(f"/x/{i}.png,7F37\n" for i in range(24)))
+    assert estimate.train_size(spec) == 12
     split = tmp_path / "split"
     (split / "train").mkdir(parents=True)
     for i in range(5):

@@ -120,7 +120,7 @@ class KerasHWApp(App):
             return
         if self.skip_bad:
             overrides = dataclasses.replace(overrides, extra={**overrides.extra, "skip_bad": True})
-        specs = get_study(name).specs(overrides)
+        specs = get_study(name, self.store.home).specs(overrides)
         self.cancel_event = threading.Event()
         self.running = name
         self.action_show_tab("train")

@@ -15,12 +15,15 @@ from kerashw import estimate
 from kerashw.config import Overrides, TrainOptions
 from kerashw.identity import identify_for_display
 from kerashw.store import StoreError
-from kerashw.studies import STUDIES
+from kerashw.studies import STUDIES, available
 from tui.messages import LeaveSettings, StartRequested
 
 
 class StudyTable(DataTable):
     """One row per study: runs, finished in the store, estimated time of the rest."""
+
+    studies: dict = dict(STUDIES)  # what the rows show: built-ins, then the store's study files
+    problems: list = []  # study files that could not be read
 
     def on_mount(self) -> None:
         self.cursor_type = "row"
@@ -33,7 +36,9 @@ class StudyTable(DataTable):
         keep = self.cursor_row
         self.clear()
         timings = estimate.Timings(store)  # one read of the store for every study
-        for name, study in STUDIES.items():
+        # the built-in studies, then the store's studies/*.toml (re-read: a file saved meanwhile shows)
+        self.studies, self.problems = available(store.home)
+        for name, study in self.studies.items():
             problems: list[str] = []
             p = estimate.plan(identify_for_display(study.specs(overrides), options, problems), timings)
             # "?": its data cannot be read now (no MNIST file, a missing folder), so its done count is unknown
@@ -43,7 +48,7 @@ class StudyTable(DataTable):
 
     @property
     def selected(self) -> str:
-        return list(STUDIES)[self.cursor_row] if self.row_count else next(iter(STUDIES))
+        return list(self.studies)[self.cursor_row] if self.row_count else next(iter(self.studies))
 
 
 class SettingsForm(Vertical):
@@ -153,7 +158,7 @@ class StudiesPane(Horizontal):
         return self.table.selected
 
     def select(self, study: str) -> None:
-        self.table.move_cursor(row=list(STUDIES).index(study))
+        self.table.move_cursor(row=list(self.table.studies).index(study))
 
     def overrides(self) -> Overrides:
         """The settings; ValueError (naming the field) while one is invalid."""
@@ -173,7 +178,7 @@ class StudiesPane(Horizontal):
 
     def show_detail(self, overrides: Overrides | None) -> None:
         name = self.table.selected
-        study = STUDIES[name]
+        study = self.table.studies[name]
         lines = [f"[b]{name}[/b]: {study.description}"]
         problems: list[str] = []
         for spec in identify_for_display(study.specs(overrides), self.options, problems):
@@ -182,6 +187,8 @@ class StudiesPane(Horizontal):
         lines.append("[dim] ✓ finished in the store: a start skips it[/dim]")
         if problems:
             lines.append(f"[yellow] done ?: {escape(problems[0])}[/yellow]")
+        for problem in self.table.problems:  # a study file of the store that could not be read
+            lines.append(f"[red] not listed: {escape(problem)}[/red]")
         self.detail.update("\n".join(lines))
 
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:

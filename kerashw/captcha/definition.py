@@ -164,9 +164,13 @@ def _train_size(data: str | None) -> int:
         return split_counts(SYNTH_COUNT, None)[0]
     folder = Path(data).expanduser()
     split = (folder / "train").is_dir()
+    where = folder / "train" if split else folder
     try:
-        count = sum(1 for p in os.scandir(folder / "train" if split else folder)
-                    if Path(p.name).suffix.lower() in IMAGE_SUFFIXES)
+        if (where / "labels.csv").exists():  # it may name images elsewhere (kerashw audit's folds)
+            with open(where / "labels.csv", "rb") as f:
+                count = max(0, sum(1 for line in f if line.strip()) - 1)
+        else:
+            count = sum(1 for p in os.scandir(where) if Path(p.name).suffix.lower() in IMAGE_SUFFIXES)
     except OSError:
         return 0
     return count if split else split_counts(count, None)[0]

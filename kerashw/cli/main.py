@@ -19,7 +19,7 @@ from rich.table import Table
 
 from kerashw.config import (ACTIVATIONS, INITS, MODEL_TASK, OPTIMIZERS, PRECISIONS, PREPROCESS, SCHEDULES, Overrides,
                             RunSpec, TrainOptions, baseline)
-from kerashw.studies import STUDIES, get_study, studies_of
+from kerashw.studies import STUDIES, available, get_study, studies_of
 from kerashw.store import Store
 
 # Piped output (files, CI logs) is not cut to 80 columns; a terminal keeps its own width.
@@ -107,7 +107,8 @@ def list_cmd(params, store_path):
     for col in ("study", "description", "runs", "done", "est. time", "run labels"):
         t.add_column(col)
     unreadable = []  # the data a study's runs would read, where it cannot be found now
-    for name, study in STUDIES.items():
+    studies, broken = available(Store.resolve(store_path).parent)  # built-ins, then STORE/studies/*.toml
+    for name, study in studies.items():
         problems: list[str] = []
         specs = identify_for_display(study.specs(), problems=problems)
         unreadable += problems[:1]
@@ -127,6 +128,8 @@ def list_cmd(params, store_path):
         done = "?" if problems else str(p.finished)  # unknown: which runs are its depends on the data
         t.add_row(name, study.description, str(p.runs), done, p.estimate, "\n".join(labels))
     console.print(t)
+    for problem in broken:
+        console.print(f"[red]not listed:[/red] {escape(problem)}")
     if unreadable:
         console.print(f"done ?: the study's data cannot be read now, so which stored runs are its is unknown "
                       f"({escape(unreadable[0])})", markup=True)
@@ -137,7 +140,8 @@ def list_cmd(params, store_path):
 
 def _spec_options(f):
     opts = [
-        click.option("--study", "--exp", "exp", help=f"Study to run: {', '.join(STUDIES)} (--exp: the older name)."),
+        click.option("--study", "--exp", "exp", help=f"Study to run: {', '.join(STUDIES)}, a study file (my.toml), or one in STORE/studies/ "
+                     "(--exp: the older name)."),
         click.option("--model", type=click.Choice(list(MODEL_TASK)), help="Model for a single run."),
         click.option("--activation", type=click.Choice(ACTIVATIONS), help="Hidden activation."),
         click.option("--optimizer", type=click.Choice(OPTIMIZERS), help="adam, adamw, or sgd (no momentum)."),
@@ -171,7 +175,7 @@ def _spec_options(f):
     return f
 
 
-def _resolve_specs(exp, model, **fields) -> tuple[list[RunSpec], list[str]]:
+def _resolve_specs(exp, model, home=None, **fields) -> tuple[list[RunSpec], list[str]]:
     extra = {k: fields.pop(k) for k in ("activation", "optimizer", "lr", "batch_size", "preprocess", "augment",
                                          "init", "weight_decay", "schedule", "warmup", "label_smoothing",
                                          "skip_bad", "split", "extra", "precision", "arcs", "init_from",
@@ -180,8 +184,8 @@ def _resolve_specs(exp, model, **fields) -> tuple[list[RunSpec], list[str]]:
                    data=fields["data"], extra={**extra, "model": model})
     try:
         if exp:
-            study = get_study(exp)
-            return study.specs(ov), [exp]
+            study = get_study(exp, home)  # a built-in, a .toml file, or one of the store's studies/
+            return study.specs(ov), [study.name]
         task = MODEL_TASK.get(model or "nn")
         if task is None:
             raise ValueError(f"Unknown model {model!r}. Known: {sorted(MODEL_TASK)}")
@@ -220,7 +224,7 @@ def train(exp, model, mnist, store_path, force, tensorboard, skip_bad, split_cou
             raise click.BadParameter(str(exc.args[0]), param_hint="--init-from") from None
         fields["init_from"] = parent.id
         model = model or (None if exp else parent.spec.get("model"))
-    specs, studies = _resolve_specs(exp, model, skip_bad=skip_bad or None,
+    specs, studies = _resolve_specs(exp, model, store.home, skip_bad=skip_bad or None,
                                     split=tuple(split_counts) if split_counts else None, **fields)
     import signal
 
@@ -248,13 +252,40 @@ def train(exp, model, mnist, store_path, force, tensorboard, skip_bad, split_cou
     sys.exit(code)
 
 
+def _membership_options(f):
+    """--study's runs are its specs with these settings (kerashw.membership), as at training."""
+    for opt in reversed([
+        click.option("--data", type=click.Path(), help="With --study: its runs on this captcha folder."),
+        click.option("--limit", type=int, help="With --study: its runs with this --limit."),
+        click.option("--epochs", type=int, help="With --study: its runs with this --epochs."),
+        click.option("--seed", type=int, help="With --study: its runs with this --seed."),
+        click.option("--include-differing", is_flag=True,
+                     help="With --study: also runs trained under its name with other settings."),
+    ]):
+        f = opt(f)
+    return f
+
+
+def _members(store, exp, data, limit, epochs, seed, mnist=None):
+    from kerashw.membership import members
+
+    try:
+        study = get_study(exp, store.home)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--study") from None
+    return study, members(store, study, Overrides(epochs=epochs, limit=limit, seed=seed, data=data),
+                          TrainOptions(mnist=mnist))
+
+
 @main.command()
 @click.argument("run_id", required=False)
 @click.option("--study", "--exp", "exp", help="Only runs of this study (--exp: the older name).")
+@_membership_options
+@mnist_option
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True)
 @store_option
 @click.option("--confusion", is_flag=True, help="Captcha run: most-confused symbol pairs per position (test).")
-def results(run_id, exp, fmt, store_path, confusion):
+def results(run_id, exp, data, limit, epochs, seed, include_differing, mnist, fmt, store_path, confusion):
     """Stored runs, or one run's epochs (RUN_ID, a unique prefix is enough)."""
     from kerashw.reports import tables
 
@@ -273,21 +304,35 @@ def results(run_id, exp, fmt, store_path, confusion):
         if confusion:
             _print_confusion(store, row)
         return
-    rows = store.runs(study=exp)
+    note = None
+    if exp:
+        from kerashw.membership import describe_differing
+
+        study, m = _members(store, exp, data, limit, epochs, seed, mnist)
+        rows = m.rows(include_differing)
+        note = None if include_differing else describe_differing(m, study.name)
+    else:
+        rows = store.runs()
     if not rows:
-        where = f" of study {exp!r}" if exp else ""
-        click.echo(f"No runs{where} in {store.path}. Start one with: kerashw train --exp lr")
+        where = f" of study {exp!r} with these settings" if exp else ""
+        click.echo(f"No runs{where} in {store.path}. Start one with: kerashw train --study {exp or 'lr'}")
+        if note:
+            click.echo(note, err=True)
         return
     if fmt == "json":
         from kerashw.store import to_json
 
         click.echo(to_json([dataclasses.asdict(r) for r in rows], indent=2))  # strict: NaN is null
+        if note:
+            click.echo(note, err=True)
         return
     headers, table_rows = tables.result_rows(rows, plain=fmt in ("csv", "json"))  # numbers a program reads
     if fmt == "table":
         console.print(tables.rich_table(headers, table_rows, title=f"runs in {store.path}"))
     else:
         click.echo(tables.render(headers, table_rows, fmt), nl=False)
+    if note:  # to stderr: a program reading the CSV or JSON gets the rows only
+        click.echo(note, err=True)
 
 
 def _print_confusion(store, row):
@@ -452,10 +497,11 @@ def predict(model_dir, images, data, fmt):
 @main.command("report")
 @click.argument("run_ids", nargs=-1)
 @click.option("--study", "--exp", "exp", help="The study to write up, all its finished runs (--exp: the older name).")
+@_membership_options
 @click.option("-o", "--out", type=click.Path(file_okay=False), help="Folder (default: reports/<study or runs>).")
 @store_option
 @mnist_option
-def report_cmd(run_ids, exp, out, store_path, mnist):
+def report_cmd(run_ids, exp, data, limit, epochs, seed, include_differing, out, store_path, mnist):
     """Write a study's (or these runs') report.md with PNG figures: settings, final metrics,
     curves, confusion heatmaps, misclassified test images. No retraining."""
     if not exp and not run_ids:
@@ -469,7 +515,9 @@ def report_cmd(run_ids, exp, out, store_path, mnist):
     store = _store(store_path, readonly=True)
     out = Path(out) if out else Path("reports") / (exp or "-".join(r[:8] for r in run_ids))
     try:
-        path, drawn = write_report(store, out, exp=exp, run_ids=run_ids, options=TrainOptions(mnist=mnist))
+        path, drawn = write_report(store, out, exp=exp, run_ids=run_ids, options=TrainOptions(mnist=mnist),
+                                   overrides=Overrides(epochs=epochs, limit=limit, seed=seed, data=data),
+                                   include_differing=include_differing)
     except (KeyError, ValueError) as exc:
         raise click.ClickException(exc.args[0]) from None
     cached = len(json.loads((out / "figures.json").read_text())) - len(drawn)

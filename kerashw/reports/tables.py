@@ -4,6 +4,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+from pathlib import Path
 
 from kerashw import tasks
 from kerashw.store import RunRow
@@ -32,6 +33,8 @@ def _metric(row: RunRow, where: str, phase: str, key: str):
 
 def _spec_value(row: RunRow, key: str) -> str:
     v = row.spec.get(key)
+    if key == "data":  # the folder's name; its content is in the run id
+        return "synthetic" if v is None else Path(v).name
     return "" if v is None else str(v)
 
 
@@ -39,7 +42,7 @@ def result_rows(rows: list[RunRow], studies: bool = True, plain: bool = False) -
     """Columns and rows for `kerashw results` and the end-of-study summary; `plain`: numbers
     as a program reads them (95164, not 95,164)."""
     spec_cols = ["model", "activation", "optimizer", "lr", "batch_size", "epochs", "limit", "preprocess",
-                 "augment", "arcs", "seed"]
+                 "augment", "arcs", "data", "seed"]
     # Keep only spec columns that differ across the rows (plus model): the rest is noise.
     varying = [c for c in spec_cols
                if c == "model" or len({_spec_value(r, c) for r in rows}) > 1]

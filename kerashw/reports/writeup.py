@@ -17,10 +17,11 @@ from pathlib import Path
 
 from kerashw import atomic, tasks
 from kerashw.reports import figures
-from kerashw.config import DataError, RunSpec, TrainOptions
+from kerashw.config import DataError, Overrides, RunSpec, TrainOptions
 from kerashw.identity import identify
 from kerashw.store import RunRow, Store
-from kerashw.studies import get_study, studies_of
+from kerashw.membership import describe_differing, members, settings
+from kerashw.studies import get_study
 
 GALLERY_SIZE = 16  # mistakes shown per run
 
@@ -54,22 +55,26 @@ def _pct(v) -> str:
 
 
 def _varying(rows: list[RunRow]) -> list[str]:
-    keys = ["model", "activation", "optimizer", "lr", "batch_size", "epochs", "preprocess", "augment",
-            "arcs", "weight_decay", "schedule", "label_smoothing", "precision", "limit", "seed"]
-    return [k for k in keys if k == "model" or len({json.dumps(r.spec.get(k)) for r in rows}) > 1]
+    """The settings that differ between the rows (model always): the settings table's columns."""
+    return ["model", *(k for k in settings(rows)[1] if k != "model")]
+
+
+def _short(key: str, value) -> str:
+    return ("synthetic" if value is None else Path(value).name) if key == "data" else str(value)
 
 
 def short_labels(rows: list[RunRow]) -> dict[str, str]:
     """Each run as its id and the settings that differ between these runs."""
     cols = [c for c in _varying(rows) if len({json.dumps(r.spec.get(c)) for r in rows}) > 1]
-    return {r.id: " ".join([r.id[:8], *(f"{c}={r.spec.get(c)}" for c in cols)]) for r in rows}
+    return {r.id: " ".join([r.id[:8], *(f"{c}={_short(c, r.spec.get(c))}" for c in cols)]) for r in rows}
 
 
 def settings_table(rows: list[RunRow]) -> list[str]:
     cols = _varying(rows)
     lines = ["| run | " + " | ".join(cols) + " | params | elapsed s |", "|---" * (len(cols) + 3) + "|"]
     for r in rows:
-        cells = [str(r.spec.get(c, "")) for c in cols]
+        spec = RunSpec.from_dict(r.spec).to_dict()
+        cells = [_short(c, spec.get(c)) for c in cols]
         lines.append(f"| {r.id[:8]} | " + " | ".join(cells) +
                      f" | {r.trainable_params or 0:,} | {r.elapsed or 0:.1f} |")
     return lines
@@ -179,22 +184,26 @@ def draw_mistakes(path: Path, store: Store, row: RunRow, options: TrainOptions, 
 
 
 def write_report(store: Store, out: Path, *, exp: str | None = None, run_ids=(),
-                 options: TrainOptions = TrainOptions()) -> tuple[Path, list[str]]:
+                 options: TrainOptions = TrainOptions(), overrides: Overrides | None = None,
+                 include_differing: bool = False) -> tuple[Path, list[str]]:
     """Write out/report.md and its figures; returns the path and the figures drawn now.
+    A study's runs are kerashw.membership's (its specs with `overrides`, in its order; runs
+    trained under its name with other settings only with `include_differing`).
     Everything is checked before `out` is made or anything in it changes."""
     out = Path(out)
-    study = get_study(exp) if exp else None
+    study = get_study(exp, store.home) if exp else None
+    left_out = None
     if run_ids:
         rows = [store.find(i) for i in run_ids]
-    else:  # the study's runs, also those trained as part of another (`--exp all` covers `lr`)
-        rows = [r for r in store.runs() if exp in r.studies or exp in studies_of(RunSpec.from_dict(r.spec))]
-    if study and not run_ids:  # the study's own order: its baseline first
-        order = {s.resolved().label(): k for k, s in enumerate(study.specs())}
-        rows.sort(key=lambda r: order.get(r.label, len(order)))
+    else:
+        m = members(store, study, overrides, options)
+        rows, left_out = m.rows(include_differing), None if include_differing else describe_differing(m, study.name)
     finished = [r for r in rows if r.status == "finished"]
     if not finished:
+        hint = f" ({left_out})" if left_out else ""
         raise ValueError(f"no finished runs {'of study ' + repr(exp) if exp else 'among ' + ', '.join(run_ids)}"
-                         f" in {store.path}; train some first (kerashw train --exp NAME)")
+                         f" in {store.path}{hint}; train some first (kerashw train --study NAME), or name the "
+                         "settings they were trained with (--data, --limit, --epochs, --seed)")
     tasks_seen = {r.task for r in finished}
     if len(tasks_seen) > 1:
         raise ValueError("a report covers runs of one task; these mix " + " and ".join(sorted(tasks_seen)))
@@ -210,7 +219,12 @@ def write_report(store: Store, out: Path, *, exp: str | None = None, run_ids=(),
           + (f"; not finished: {', '.join(f'{r.id[:8]} ({r.status})' for r in rows if r.status != 'finished')}"
              if len(finished) < len(rows) else "") + ".", "", "## What changed", ""]
     md += what_changed(finished, study.factor if study else "")
-    md += ["", "## Settings", ""] + settings_table(finished)
+    shared, _ = settings(finished)
+    md += ["", "## Settings", "", "Every run: " + ", ".join(f"{k}={_short(k, v)}" for k, v in shared.items()
+                                                         if v not in (None, False, 0, 0.0)) + "."]
+    if left_out:
+        md += ["", f"Not in this report: {left_out}."]
+    md += [""] + settings_table(finished)
     md += ["", "## Final epoch", "", "Accuracies in %; captchas: per character and whole captcha.", ""]
     md += metrics_table(finished)
     md += ["", "## Curves", "", "Validation solid, training dashed; one colour per run.", ""]
