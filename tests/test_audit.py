@@ -110,6 +110,8 @@ def test_apply_writes_the_accepted_rows_after_a_backup(folder40):
     assert new[name.name] == want
     old = {r[0]: r[1] for r in list(csv.reader(open(backup)))[1:]}
     assert {k for k in new if new[k] != old[k]} == {name.name}
+    changed = [a != b for a, b in zip(backup.read_bytes().splitlines(True), labels_csv.read_bytes().splitlines(True))]
+    assert sum(changed) == 1  # every other line byte for byte (line ends included)
     after = _digest(folder)
     assert {k for k in after if after.get(k) != before.get(k)} == {"labels.csv", backup.name}
     # the CSV is now stale for that image: said, with the line, and nothing changes
@@ -138,3 +140,15 @@ def test_audit_command_end_to_end_and_resumable(tmp_path, folder40, monkeypatch)
     assert again.exit_code == 0 and "all finished before" in again.output
     bad = CliRunner().invoke(main, ["audit", "--data", str(folder), "--recipe", "captcha"])
     assert bad.exit_code != 0 and "a recipe is a one-run study" in bad.output
+
+
+def test_audit_without_cleanlab_is_a_one_line_error_naming_the_extra(tmp_path, folder40, monkeypatch):
+    import importlib.util
+
+    from kerashw.cli import main
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "cleanlab" else real(name, *a))
+    r = CliRunner().invoke(main, ["audit", "--data", str(folder40[0]), "--store", str(tmp_path / "st")])
+    assert r.exit_code == 2 and 'pip install "kerashw[audit]"' in r.output
+    assert not (tmp_path / "st").exists()  # refused before a store or a fold is made

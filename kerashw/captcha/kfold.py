@@ -130,6 +130,7 @@ def apply_corrections(data: str, corrections_csv: Path) -> list[tuple[Path, Path
     changed = []
     stamp = time.strftime("%Y%m%d-%H%M%S")
     for labels_csv in sorted({by_path[p].labels_csv for p in wanted}):
+        raw = labels_csv.read_bytes()
         with open(labels_csv, newline="", encoding="utf-8-sig") as f:
             table = list(csv.reader(f))
         edits = 0
@@ -137,14 +138,17 @@ def apply_corrections(data: str, corrections_csv: Path) -> list[tuple[Path, Path
             if len(row) >= 2:
                 path = (labels_csv.parent / row[0].strip()).resolve()
                 if path in wanted and row[1].strip().upper() != wanted[path]:
-                    row[1] = wanted[path]
+                    # in the file's own case (labels are case-insensitive; a diff shows only the change)
+                    row[1] = wanted[path].lower() if row[1].strip().islower() else wanted[path]
                     edits += 1
         if not edits:
             continue
         backup = labels_csv.with_name(f"labels.csv.bak-{stamp}")
         shutil.copy2(labels_csv, backup)  # the user's labels, as they were, before any change
-        out = io.StringIO()
-        csv.writer(out, lineterminator="\n").writerows(table)
-        atomic.write_text(labels_csv, out.getvalue())
+        out = io.StringIO()  # the file's own line ends and byte-order mark: other lines stay byte for byte
+        csv.writer(out, lineterminator="\r\n" if b"\r\n" in raw else "\n").writerows(table)
+        bom = "\ufeff" if raw.startswith(b"\xef\xbb\xbf") else ""
+        with atomic.replacing(labels_csv) as tmp:
+            tmp.write_bytes((bom + out.getvalue()).encode())
         changed.append((labels_csv, backup))
     return changed
