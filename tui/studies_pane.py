@@ -181,9 +181,12 @@ class StudiesPane(Horizontal):
         study = self.table.studies[name]
         lines = [f"[b]{name}[/b]: {study.description}"]
         problems: list[str] = []
-        for spec in identify_for_display(study.specs(overrides), self.options, problems):
+        specs = identify_for_display(study.specs(overrides), self.options, problems)
+        seeds = len({s.seed for s in specs}) > 1  # a seed sweep: its runs' labels differ in the seed only
+        for spec in specs:
             mark = "✓" if self.store.status(spec.run_id) == "finished" else "·"
-            lines.append(f" {mark} {spec.label()}  [dim]{spec.run_id[:8]}[/dim]")
+            label = f"seed={spec.seed}, {spec.label()}" if seeds else spec.label()
+            lines.append(f" {mark} {label}  [dim]{spec.run_id[:8]}[/dim]")
         lines.append("[dim] ✓ finished in the store: a start skips it[/dim]")
         if problems:
             lines.append(f"[yellow] done ?: {escape(problems[0])}[/yellow]")

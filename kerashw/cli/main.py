@@ -113,8 +113,9 @@ def list_cmd(params, store_path):
         specs = identify_for_display(study.specs(), problems=problems)
         unreadable += problems[:1]
         labels = []
+        seeds = len({s.seed for s in specs}) > 1  # a seed sweep: its labels differ in the seed only
         for s in specs:
-            label = s.label()
+            label = f"seed={s.seed}, {s.label()}" if seeds else s.label()
             if params:
                 key = (s.task, s.model, s.activation, s.preprocess)
                 if key not in counts:
