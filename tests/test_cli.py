@@ -135,3 +135,31 @@ def test_list_says_done_is_unknown_without_the_data(tmp_path, monkeypatch):
     lr_row = next(line for line in r.output.splitlines() if line.startswith("│ lr "))
     assert lr_row.split("│")[4].strip() == "?"  # done
     assert "done ?: the study's data cannot be read now" in r.output and "no local MNIST file" in r.output
+
+
+@pytest.mark.slow
+def test_tensorboard_has_every_phase_per_epoch_and_the_spec_as_hparams(tmp_path, tiny_mnist):
+    pytest.importorskip("tensorboard", reason="kerashw[tensorboard] extra")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    from tensorboard.util import tensor_util
+
+    from kerashw.store import Store
+
+    st = tmp_path / "st"
+    r = CliRunner().invoke(main, ["train", "--model", "nn", "--epochs", "2", "--limit", "128", "--tensorboard",
+                                  "--mnist", str(tiny_mnist), "--store", str(st)])
+    assert r.exit_code == 0, r.output
+    store = Store(st)
+    (row,) = store.runs()
+    board = store.files(row.id).tensorboard
+    stored = {(e.phase, e.epoch): e.metrics for e in store.epochs(row.id)}
+    for phase in ("train", "val", "test"):
+        events = EventAccumulator(str(board / phase), size_guidance={"tensors": 0}).Reload()
+        for key in ("loss", "top1", "top3"):
+            points = [(t.step, float(tensor_util.make_ndarray(t.tensor_proto))) for t in events.Tensors(key)]
+            assert [s for s, _ in points] == [1, 2]
+            assert points == pytest.approx([(e, stored[phase, e][key]) for e in (1, 2)])
+    root = EventAccumulator(str(board), size_guidance={"tensors": 0}).Reload()
+    plugins = root.PluginTagToContent("hparams")
+    assert plugins and row.id.encode() in b"".join(plugins.values())  # the trial id, with the spec's values
+    assert b"batch_size" in b"".join(plugins.values())

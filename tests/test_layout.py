@@ -19,7 +19,7 @@ ORDER = [
     "kerashw.captcha.preprocess", "kerashw.captcha.folders", "kerashw.captcha.cache", "kerashw.captcha.models",
     "kerashw.captcha.task", "kerashw.captcha.preview", "kerashw.captcha.kfold", "kerashw.captcha.definition",
     "kerashw.tasks", "kerashw.studyfile", "kerashw.studies", "kerashw.models", "kerashw.identity", "kerashw.membership", "kerashw.estimate",
-    "kerashw.training.callbacks", "kerashw.training.warmstart", "kerashw.training.train", "kerashw.reports", "kerashw.reports.tables", "kerashw.portable",
+    "kerashw.training.callbacks", "kerashw.training.warmstart", "kerashw.training.board", "kerashw.training.train", "kerashw.reports", "kerashw.reports.tables", "kerashw.portable",
     "kerashw.export", "kerashw.reports.figures", "kerashw.reports.writeup", "kerashw.audit",
     "kerashw.cli.progress", "kerashw.cli.workers", "kerashw.cli.main", "kerashw.cli.audit", "kerashw.cli", "kerashw.cli.__main__",
 ]

@@ -31,6 +31,7 @@ from kerashw.models import count_params, get_model
 from kerashw.store.claims import Claim
 from kerashw.training.stopping import signals_request_stop
 from kerashw.training.warmstart import warm_start
+from kerashw.training.board import Board
 from kerashw.store import Store
 
 
@@ -189,6 +190,7 @@ class Training:
         # a signal during fit is a request to stop at the next step (kerashw.training.stopping); this carries it
         self.stop = cancel if cancel is not None else threading.Event()
         self.history: list[PhaseRecord] = []
+        self.board = None  # --tensorboard: kerashw.training.board, made once the run starts
         self.started = time.perf_counter()
         self.params = (0, 0)
         # several workers must start from the same weights: a multi-worker run starts over
@@ -252,6 +254,7 @@ class Training:
             done, self.history[:] = 0, []  # the store lost some of those epochs: start over
             shutil.rmtree(files.backup, ignore_errors=True)
             start(0)
+        self.board = Board(files.tensorboard, spec) if self.options.tensorboard else None
         self.listener.run_started(spec, self.index, self.total, self.params)
         if self.warm and not done:
             self.listener.notice(self.warm)
@@ -266,6 +269,8 @@ class Training:
     def write(self, record: PhaseRecord) -> None:
         self.history.append(record)
         self.store.log_epoch(self.spec.run_id, record)
+        if self.board is not None:
+            self.board.write(record)
 
     def callbacks(self, done: int) -> list:
         """One epoch: the training steps, then these in order, sharing one logs dict."""
@@ -285,8 +290,6 @@ class Training:
         if self.resumable:
             callbacks.append(Backup(files.backup, stop))  # last: after the epoch is stored, resume from it
         callbacks.append(CancelOnEvent(stop))
-        if self.options.tensorboard:
-            callbacks.append(keras.callbacks.TensorBoard(log_dir=str(files.tensorboard)))
         return callbacks
 
     def fit(self, done: int, callbacks: list) -> str:
