@@ -32,6 +32,7 @@ SECONDS_PER_1K = {
     "resnet18_mod_hr": 4.5,  # no stem max pool: about twice resnet18_mod's step (901 s, 40 epochs, shared CPU)
     "resnet18_tiny_hr": 2.0,  # captcha-tiny: 549 s for 60 epochs of 4,684 real captchas
 }
+SIMILAR = 3  # a stored run's epoch size counts for an estimate within this factor of the run's
 STEP_OVERHEAD = 0.0018  # Keras's per-step cost beyond the math (with steps_per_execution)
 
 
@@ -54,12 +55,17 @@ class Timings:
             other = RunSpec.from_dict(row.spec)
             n = train_size(other)
             if n:
-                rate = max(0.0, row.elapsed - tasks.get(other.task).warm_up) / (other.epochs * _passes(other, n) * n)
-                self._rates.setdefault(_key(other), []).append(rate)
+                seen = other.epochs * _passes(other, n) * n
+                rate = max(0.0, row.elapsed - tasks.get(other.task).warm_up) / seen
+                self._rates.setdefault(_key(other), []).append((n * _passes(other, n), rate))
 
-    def per_image_epoch(self, spec: RunSpec) -> float | None:
-        """Median seconds per (epoch x training image) of comparable finished runs."""
-        rates = self._rates.get(_key(spec))
+    def per_image_epoch(self, spec: RunSpec, n: int | None = None) -> float | None:
+        """Median seconds per (epoch x training image) of comparable finished runs: the same
+        model and batch, and an epoch of a similar size (within SIMILAR of `n`). An epoch's
+        evaluation and Keras's own work do not shrink with --limit, so a rate learned from a
+        128-image run is no guide to a 48,000-image one (it was 4x off)."""
+        rates = [r for size, r in self._rates.get(_key(spec), [])
+                 if n is None or n / SIMILAR <= size <= n * SIMILAR]
         return statistics.median(rates) if rates else None
 
 
@@ -78,8 +84,8 @@ def run_seconds(spec: RunSpec, store=None) -> float:
     """One run's expected seconds; `store` is a Store or a Timings read from one."""
     spec = spec.resolved()
     n = train_size(spec)
-    rate = _timings(store).per_image_epoch(spec)
     passes = _passes(spec, n) if n else 1  # --min-steps: a small set is passed over several times an epoch
+    rate = _timings(store).per_image_epoch(spec, n * passes)
     if rate is not None:
         per_epoch = rate * n * passes
     else:

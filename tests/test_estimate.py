@@ -33,6 +33,9 @@ def test_store_timings_replace_the_table(store):
     assert calibrated > 5 * (table - tasks.get("mnist").warm_up)
     # the same image count and epochs: the measured elapsed comes back
     assert abs(calibrated - (tasks.get("mnist").warm_up + per_image_epoch * 2000)) < 1e-6
+    # a 1,000-image run says nothing of a full one (its evaluation does not shrink with --limit)
+    full = dataclasses.replace(spec, limit=None)
+    assert estimate.run_seconds(full, store) == estimate.run_seconds(full)
 
 
 def test_study_estimate_skips_finished_runs(store):
