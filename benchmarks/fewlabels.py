@@ -63,13 +63,14 @@ def main() -> None:
     ap.add_argument("--limits", default="0,100,300,1000,all")
     ap.add_argument("--seed", type=int, default=42)
     ap.add_argument("--study", default="captcha-finetune")
+    ap.add_argument("--plot", help="Also draw the curve (audited per char and whole) into this PNG.")
     args = ap.parse_args()
     from kerashw.store import Store
     from kerashw.studies import get_study
     from kerashw.config import Overrides
 
     store = Store(args.store)
-    rows = []
+    rows, curve = [], []
     for limit in args.limits.split(","):
         n = None if limit == "all" else int(limit)
         cmd = [sys.executable, "-m", "kerashw.cli", "train", "--study", args.study, "--store", args.store,
@@ -86,17 +87,44 @@ def main() -> None:
         row = store.get(run.run_id)
         pred = Path(tempfile.mkdtemp()) / "pred.csv"
         char, whole = _predict_csv(store, run.run_id, args.data, pred)
-        audited = ""
+        audited, s = "", None
         if args.audit:
             s = _score_tool(args.audit).score(str(pred), args.audit)
             audited = f"{sum(s['audited'][1]) / 4:.2f} | {s['audited'][0]:.2f}"
         rows.append((limit, run.run_id, char, whole, audited, row.elapsed or 0))
+        # "all": the images the run trained on (train + extra), from its stored sample count (one pass)
+        labels = int(row.final["train"]["samples"]) if n is None else n
+        curve.append((labels, s if args.audit else None, char, whole))
         print(f"labels {limit}: run {run.run_id} per char {char:.2f} whole {whole:.2f} audited {audited} "
               f"({row.elapsed:.0f} s)", flush=True)
     print("| real labels | run | per char % raw | whole % raw | per char % audited | whole % audited | train s |")
     print("|---|---|---|---|---|---|---|")
     for limit, rid, char, whole, audited, sec in rows:
         print(f"| {limit} | {rid} | {char:.2f} | {whole:.2f} | {audited or ' | '} | {sec:.0f} |")
+    if args.plot:
+        _plot(curve, args.plot)
+
+
+def _plot(curve, out: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    xs = [max(n, 30) for n, *_ in curve]  # 0 labels drawn at the left edge of a log axis
+    fig, ax = plt.subplots(figsize=(6, 3.6))
+    for name, pick in (("per character", lambda s, c, w: sum(s["audited"][1]) / 4 if s else c),
+                       ("whole captcha", lambda s, c, w: s["audited"][0] if s else w)):
+        ax.plot(xs, [pick(s, c, w) for _, s, c, w in curve], marker="o", label=name)
+    ax.set_xscale("log")
+    ax.set_xticks(xs, ["0" if n == 0 else str(n) for n, *_ in curve])
+    ax.set_xlabel("real training labels (0: synthetic pretraining only)")
+    ax.set_ylabel("test accuracy %, audited")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+    print(f"wrote {out}")
 
 
 if __name__ == "__main__":

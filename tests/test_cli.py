@@ -45,8 +45,9 @@ def test_train_then_results_end_to_end(tmp_path, mnist_path):
     assert r.exit_code == 0, r.output
     assert "Epoch [1/1], phase: train, samples: 300, Loss: " in r.output
     assert "phase: test, samples: 10000" in r.output and "summary" in r.output
-    r = CliRunner().invoke(main, ["results", "--exp", "lr", "--store", store, "--format", "json"])
-    runs = json.loads(r.output)
+    r = CliRunner().invoke(main, ["results", "--exp", "lr", "--store", store, "--format", "json", "--epochs", "1",
+                                  "--limit", "300", "--mnist", str(mnist_path)])
+    runs = json.loads(r.stdout)
     assert sorted(x["spec"]["lr"] for x in runs) == [0.01, 0.05, 0.25]
     assert all(x["status"] == "finished" for x in runs)
     r = CliRunner().invoke(main, ["results", "--store", store, "--format", "csv"])

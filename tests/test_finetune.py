@@ -111,3 +111,20 @@ def test_the_finetune_study_keeps_its_pretraining_on_synthetic_captchas(tmp_path
     assert pre == PRETRAIN.resolved() and pre.data is None and pre.limit is None  # shared, untouched
     assert tuned.data == str(tmp_path.resolve()) and tuned.limit == 300 and tuned.epochs == 5
     assert tuned.init_from == pre.run_id and tuned.min_steps > 0
+
+
+def test_the_finetune_study_takes_a_gentler_recipe_for_a_small_set(tmp_path, synth_folder):
+    from kerashw.captcha.studies import FINETUNE, SMALL_SET
+    from kerashw.config import Overrides
+    from kerashw.studies import get_study
+
+    study = get_study("captcha-finetune")
+    _, small = study.specs(Overrides(data=str(synth_folder), limit=50))
+    assert (small.lr, small.min_steps) == (SMALL_SET["lr"], SMALL_SET["min_steps"])
+    _, mine = study.specs(Overrides(data=str(synth_folder), limit=50, extra={"lr": 0.002}))
+    assert (mine.lr, mine.min_steps) == (0.002, SMALL_SET["min_steps"])  # the user's --lr wins
+    big = tmp_path / "big"
+    big.mkdir()
+    (big / "labels.csv").write_text("filename,label\n" + "".join(f"/x/{i}.png,7F37\n" for i in range(1000)))
+    _, large = study.specs(Overrides(data=str(big)))  # 500 training images of 1,000 (4:1:3)
+    assert (large.lr, large.min_steps) == (FINETUNE.lr, FINETUNE.min_steps)

@@ -473,3 +473,14 @@ def test_settings_inputs_are_typed():
 
     form = SettingsForm()
     assert isinstance(form.inputs["epochs"], Input) and form.inputs["data"].type == "text"
+
+
+def test_the_curves_range_follows_the_data():
+    from tui.train_pane import y_range
+
+    lo, hi = y_range([95.0, 99.9, 97.2], percent=True)
+    assert 93 < lo < 95 and 99.9 < hi <= 100  # not 0-100: a 95-99.9 curve would lie flat at the top
+    assert y_range([98.0], percent=True) == (97.0, 99.0)  # one epoch: a point in the middle
+    assert y_range([], percent=True) == (0.0, 100.0)
+    lo, hi = y_range([0.5, 0.2], percent=False)
+    assert lo < 0.2 and hi > 0.5 and lo >= 0

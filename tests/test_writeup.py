@@ -23,8 +23,9 @@ def test_report_of_the_lr_study(lr_study_store, tiny_mnist, tmp_path):
     st, trained = lr_study_store
     assert trained.returncode == 0, trained.stdout[-2000:]
     out = tmp_path / "rep"
+    # the study's runs as trained: 1 epoch on 128 images (kerashw.membership)
     r = CliRunner().invoke(main, ["report", "--exp", "lr", "-o", str(out), "--store", str(st),
-                                  "--mnist", str(tiny_mnist)])
+                                  "--mnist", str(tiny_mnist), "--epochs", "1", "--limit", "128"])
     assert r.exit_code == 0, r.output
     md = (out / "report.md").read_text()
     rows = Store(st, readonly=True).runs(study="lr")
@@ -39,7 +40,7 @@ def test_report_of_the_lr_study(lr_study_store, tiny_mnist, tmp_path):
         assert f"]({name})" in md and cv2.imread(str(out / name)) is not None
     # nothing changed: no figure is drawn again
     again = CliRunner().invoke(main, ["report", "--exp", "lr", "-o", str(out), "--store", str(st),
-                                      "--mnist", str(tiny_mnist)])
+                                      "--mnist", str(tiny_mnist), "--epochs", "1", "--limit", "128"])
     assert again.exit_code == 0 and "(0 figure(s) drawn, 5 unchanged" in again.output, again.output
 
 
@@ -47,8 +48,13 @@ def test_report_of_a_captcha_study(captcha_run, tmp_path):
     store, row, _ = captcha_run
     out = tmp_path / "rep"
     r = CliRunner().invoke(main, ["report", "--exp", "captcha-preprocess", "-o", str(out),
-                                  "--store", str(store.home)])
+                                  "--store", str(store.home), "--data", row.spec["data"], "--epochs", "1",
+                                  "--limit", "64"])
     assert r.exit_code == 0, r.output
+    # without the settings it was trained with, the run is not the study's: said, not mixed in
+    other = CliRunner().invoke(main, ["report", "--exp", "captcha-preprocess", "-o", str(tmp_path / "x"),
+                                      "--store", str(store.home)])
+    assert other.exit_code != 0 and "differ in epochs, limit, data" in other.output
     md = (out / "report.md").read_text()
     test = row.final["test"]
     chars = " | ".join(f"{100 * test[f'char_{k}_acc']:.2f}" for k in range(1, 5))

@@ -35,20 +35,37 @@ class Curves(Horizontal):
             plt = widget.plt
             plt.clear_data()
             plt.clear_figure()
-            plt.title(title)
+            values = []
             for phase in ("train", "val"):
                 points = [(r.epoch, r.get(key) * (100 if key == "top1" else 1))
                           for r in history if r.phase == phase and r.get(key) is not None]
-                if points:
+                if len(points) == 1:  # a line through one point draws nothing: a one-epoch run is a point
+                    plt.scatter([points[0][0]], [points[0][1]], label=phase, marker="●")
+                elif points:
                     xs, ys = zip(*points)
                     plt.plot(list(xs), list(ys), label=phase, marker="braille")
+                values += [y for _, y in points]
             epochs = sorted({r.epoch for r in history})
             if epochs:
                 step = max(1, len(epochs) // 6)  # whole epochs, at most ~6 ticks
                 plt.xticks(epochs[::step])
-            if key == "top1":
-                plt.ylim(0, 100)  # a fixed scale: one epoch's point would otherwise fill it
+            lo, hi = y_range(values, percent=key == "top1")
+            plt.ylim(lo, hi)
+            # the range follows the data (curves between 95 and 99.9 % would lie flat on 0-100): say so
+            plt.title(f"{title}  [{lo:.4g}, {hi:.4g}]" if values else title)
             widget.refresh()
+
+
+def y_range(values: list, percent: bool) -> tuple[float, float]:
+    """The plotted range: the data's, with a margin of a tenth of its spread (at least a point
+    on a % axis, a tenth of the value on a loss axis, so one value is not a flat line at an
+    edge); a % axis stays within 0-100."""
+    if not values:
+        return (0.0, 100.0) if percent else (0.0, 1.0)
+    lo, hi = min(values), max(values)
+    pad = max((hi - lo) / 10, 1.0 if percent else abs(hi) / 10 or 0.1)
+    lo, hi = lo - pad, hi + pad
+    return (max(0.0, lo), min(100.0, hi)) if percent else (max(0.0, lo) if min(values) >= 0 else lo, hi)
 
 
 class MetricsTable(DataTable):
