@@ -9,7 +9,6 @@ The wrapper shares every layer with the four-head model that gets saved and expo
 from __future__ import annotations
 
 import functools
-import math
 
 import keras
 import numpy as np

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import functools
-import math
 
 import keras
 import numpy as np
