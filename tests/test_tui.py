@@ -422,7 +422,7 @@ def test_the_scripted_trainer_speaks_as_the_real_one(tmp_path, tiny_mnist):
     assert real.seen[0] == ("run_started", 1, 1) and real.seen[-1] == ("run_ended", "finished")
 
 
-async def test_images_of_a_finished_captcha_run(captcha_run):
+async def test_images_of_a_finished_captcha_run(captcha_run, monkeypatch):
     """`i` on a finished run: its misclassified test captchas and the preprocessing
     preview, drawn into its folder and shown (textual-image; half-blocks under Pilot)."""
     from textual_image.widget import Image
@@ -438,6 +438,13 @@ async def test_images_of_a_finished_captcha_run(captcha_run):
         await pilot.press("i")
         await _wait(pilot, lambda: isinstance(app.screen, ImagesScreen) and len(app.screen.query(Image)) == 2,
                     timeout=120)
+        captions = [str(c.render()) for c in app.screen.query(".image-caption")]
+        assert any(str(store.run_dir(row.id) / "mistakes.png") in c for c in captions)  # where the PNG is
+        opened = []
+        monkeypatch.setattr("subprocess.Popen", lambda cmd, **kw: opened.append(cmd))
+        monkeypatch.setattr("tui.images.viewer_command", lambda path: ["viewer", str(path)])
+        await pilot.press("o")
+        assert opened == [["viewer", str(store.run_dir(row.id) / "mistakes.png")]]
         await pilot.press("escape")
         await pilot.pause()
         assert not isinstance(app.screen, ImagesScreen)

@@ -41,12 +41,28 @@ def draw_run_images(store, row, options: TrainOptions) -> list[tuple[str, Path]]
     return out
 
 
+def viewer_command(path: Path) -> list[str] | None:
+    """The system's command that opens a file in its viewer, or None where there is none."""
+    import shutil
+    import sys
+
+    if sys.platform == "darwin":
+        return ["open", str(path)]
+    if sys.platform.startswith("win"):
+        return ["cmd", "/c", "start", "", str(path)]
+    return ["xdg-open", str(path)] if shutil.which("xdg-open") else None
+
+
 class ImagesScreen(ModalScreen):
-    BINDINGS = [Binding("escape", "dismiss", "Close")]
+    """Without Sixel or Kitty graphics the half-block pictures are coarse: each caption names
+    its PNG, and `o` opens the first in the system's image viewer."""
+
+    BINDINGS = [Binding("escape", "dismiss", "Close"), Binding("o", "open", "Open in viewer")]
 
     def __init__(self, store, row, options: TrainOptions, **kwargs):
         super().__init__(**kwargs)
         self.store, self.row, self.options = store, row, options
+        self.paths: list[Path] = []
         self.body = VerticalScroll(id="images-body")
         self.note = Static(f"run {row.id[:8]} {row.label}: drawing its pictures (a forward pass over the test "
                            "split)…  Escape closes", id="images-note")
@@ -68,7 +84,22 @@ class ImagesScreen(ModalScreen):
         self.app.call_from_thread(self.show, pictures)
 
     def show(self, pictures) -> None:
-        self.note.update(f"run {self.row.id[:8]} {self.row.label}  ·  Escape closes")
+        self.note.update(f"run {self.row.id[:8]} {self.row.label}  ·  o opens in the image viewer  ·  Escape closes")
+        self.paths = [path for _, path in pictures]
         for caption, path in pictures:
-            self.body.mount(Static(caption, classes="image-caption"))
+            self.body.mount(Static(f"{caption}: {path}", classes="image-caption", markup=False))
             self.body.mount(Image(path, classes="run-image"))
+
+    def action_open(self) -> None:
+        import subprocess
+
+        if not self.paths:
+            return
+        command = viewer_command(self.paths[0])
+        if command is None:
+            self.notify(f"no image viewer here (xdg-open); the picture is {self.paths[0]}", timeout=10)
+            return
+        try:  # detached: the viewer outlives nothing of ours and its output never reaches the screen
+            subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        except OSError as exc:
+            self.notify(f"{command[0]}: {exc.strerror}; the picture is {self.paths[0]}", severity="error", timeout=10)
