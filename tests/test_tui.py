@@ -491,3 +491,17 @@ def test_the_curves_range_follows_the_data():
     assert y_range([], percent=True) == (0.0, 100.0)
     lo, hi = y_range([0.5, 0.2], percent=False)
     assert lo < 0.2 and hi > 0.5 and lo >= 0
+
+
+def test_results_columns_drop_the_least_looked_at_first_to_fit():
+    from tui.results_pane import fit_columns
+
+    headers = ["run", "status", "model", "train", "val", "test", "top3", "best ep", "best val", "params", "sec",
+               "studies"]
+    cells = [["1446602e", "finished", "nn", "96.10", "95.90", "96.00", "99.10", "10", "95.90", "235,146", "31.2",
+              "activation,all,batch,lr,model,optimizer"]]
+    assert fit_columns(headers, cells, 0) == list(range(12))  # not laid out yet: all
+    assert fit_columns(headers, cells, 400) == list(range(12))
+    kept = [headers[i] for i in fit_columns(headers, cells, 80)]
+    assert kept[:3] == ["run", "status", "model"] and "test" in kept and "studies" not in kept
+    assert [headers[i] for i in fit_columns(headers, cells, 20)][:2] == ["run", "status"]  # never dropped

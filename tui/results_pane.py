@@ -27,6 +27,24 @@ def _sort_key(cell):
         return (1 if text else 2, text)
 
 
+# Dropped first when the runs table is wider than the pane (the run id and status never are;
+# they also stay fixed when the table scrolls sideways): the least looked-at columns first.
+DROP_ORDER = ("studies", "params", "best ep", "sec", "train", "best val", "top3", "val")
+
+
+def fit_columns(headers: list[str], cells: list[list[str]], width: int) -> list[int]:
+    """The indices of the columns to show within `width` cells (a column takes its widest
+    cell plus 2 of padding); every column when width is 0 (not laid out yet)."""
+    sizes = [max([len(h), *(len(r[i]) for r in cells)]) + 2 for i, h in enumerate(headers)]
+    keep = list(range(len(headers)))
+    for name in DROP_ORDER:
+        if not width or sum(sizes[i] for i in keep) + 3 <= width:  # + the mark column
+            break
+        if name in headers:
+            keep.remove(headers.index(name))
+    return keep
+
+
 class ResultsView(Vertical):
     BINDINGS = [
         Binding("space", "toggle_select", "Select"),
@@ -64,6 +82,10 @@ class ResultsView(Vertical):
     def on_mount(self) -> None:
         self.reload()
         self.set_interval(self.POLL, self.poll)
+
+    def on_resize(self) -> None:
+        # columns dropped or brought back to fit the new width, once the new size is laid out
+        self.call_after_refresh(self.reload)
 
     def poll(self) -> None:
         """While any stored run is running (here or in another process) the table is
@@ -122,9 +144,12 @@ class ResultsView(Vertical):
             table.add_column("no runs yet: start a study on the Studies tab")
             return
         headers, cells = tables.result_rows(rows)
+        shown = fit_columns(headers, cells, table.size.width)
+        headers, cells = [headers[i] for i in shown], [[c[i] for i in shown] for c in cells]
         table.add_column("", key="mark")
         for h in headers:
             table.add_column(h, key=h)
+        table.fixed_columns = 3  # the mark, the run id and its status stay in view when scrolled sideways
         for row, values in zip(rows, cells):
             table.add_row(self._mark(row.id), *values, key=row.id)
         if self.sort_column in headers:
