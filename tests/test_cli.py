@@ -164,3 +164,18 @@ def test_tensorboard_has_every_phase_per_epoch_and_the_spec_as_hparams(tmp_path,
     plugins = root.PluginTagToContent("hparams")
     assert plugins and row.id.encode() in b"".join(plugins.values())  # the trial id, with the spec's values
     assert b"batch_size" in b"".join(plugins.values())
+
+
+def test_cache_lists_and_clears_only_the_cache(tmp_path, monkeypatch):
+    cache = tmp_path / "cache"
+    (cache / "synthetic-v3-8000-seed0").mkdir(parents=True)
+    (cache / "synthetic-v3-8000-seed0" / "00000.png").write_bytes(b"x" * 3_000_000)
+    store = tmp_path / "kerashw-runs"
+    store.mkdir()
+    (store / "runs.db").write_bytes(b"")
+    monkeypatch.setenv("KERASHW_CACHE", str(cache))
+    r = CliRunner().invoke(main, ["cache"])
+    assert r.exit_code == 0 and "3.0 MB  synthetic-v3-8000-seed0" in r.output and cache.exists()
+    r = CliRunner().invoke(main, ["cache", "--clear"])
+    assert r.exit_code == 0 and "freed 3.0 MB" in r.output
+    assert not cache.exists() and (store / "runs.db").exists()

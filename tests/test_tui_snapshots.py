@@ -1,4 +1,4 @@
-"""Pictures of the main screens at 80x24 (pytest-textual-snapshot). Update them with
+"""Pictures of the main screens at 80x24, and the Studies tab at 120x40 too (pytest-textual-snapshot). Update them with
 `pytest tests/test_tui_snapshots.py --snapshot-update` after a deliberate change."""
 from textual.widgets import Input
 
@@ -21,6 +21,11 @@ async def _fixed_title(pilot):
 
 def test_studies_screen(snap_compare, tmp_path):
     assert snap_compare(_app(tmp_path), terminal_size=(80, 24), run_before=_fixed_title)
+
+
+def test_studies_screen_at_120x40(snap_compare, tmp_path):
+    """A larger terminal: the study list and its detail use the room."""
+    assert snap_compare(_app(tmp_path), terminal_size=(120, 40), run_before=_fixed_title)
 
 
 def test_settings_error(snap_compare, tmp_path):

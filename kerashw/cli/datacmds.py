@@ -1,4 +1,5 @@
-"""`kerashw audit`: K-fold runs of a recipe on a labelled folder, then cleanlab's suspects."""
+"""`kerashw audit`: K-fold runs of a recipe on a labelled folder, then cleanlab's suspects;
+and `kerashw cache`: what kerashw keeps that it can make again."""
 from __future__ import annotations
 
 import dataclasses
@@ -88,3 +89,29 @@ def audit(data, recipe, epochs, batch_size, folds, seed, output, apply_file, thr
     console.print(f"all of them: {escape(str(out / 'suspects.csv'))}; pictures: {escape(str(out / 'suspects.png'))}")
     console.print(f"to correct: keep the rows you accept in a copy of the CSV, then kerashw audit --data "
                   f"{escape(data)} --apply THAT.csv")
+
+
+@main.command()
+@click.option("--clear", is_flag=True, help="Delete it all (generated captchas, preprocessed arrays, fingerprints).")
+def cache(clear):
+    """Where kerashw keeps what it can make again (synthetic captchas, preprocessed images), and
+    its size; --clear frees it. Results and models live in the store and are never touched."""
+    import shutil
+
+    from kerashw.captcha.folders import cache_dir  # the one cache folder ($KERASHW_CACHE)
+
+    folder = cache_dir()
+    if not folder.exists():
+        console.print(f"{escape(str(folder))}: empty (nothing cached yet)")
+        return
+    parts = sorted(p for p in folder.iterdir())
+    size = lambda p: sum(f.stat().st_size for f in p.rglob("*") if f.is_file()) if p.is_dir() else p.stat().st_size
+    sizes = {p: size(p) for p in parts}
+    for p in parts:
+        console.print(f"{sizes[p] / 1e6:9.1f} MB  {escape(p.name)}")
+    total = sum(sizes.values()) / 1e6
+    if not clear:
+        console.print(f"{total:9.1f} MB  in {escape(str(folder))} ($KERASHW_CACHE); kerashw cache --clear frees it")
+        return
+    shutil.rmtree(folder)
+    console.print(f"freed {total:.1f} MB ({escape(str(folder))}); the next captcha run makes what it needs again")
