@@ -84,3 +84,17 @@ def test_a_stores_studies_folder_is_listed_beside_the_built_ins(tmp_path):
     assert "tiny-seeds" in r.output and "not listed:" in r.output and "broken.toml" in r.output
     r = CliRunner().invoke(main, ["train", "--study", str(home / "studies" / "broken.toml"), "--store", str(home)])
     assert r.exit_code == 2 and "spec.lrr: not a run setting" in r.output
+
+
+@pytest.mark.slow
+def test_a_study_file_trains_its_grid_and_results_find_it(tmp_path, tiny_mnist):
+    path = _write(tmp_path, 'name = "nn-lr"\n[spec]\nmodel = "nn"\nepochs = 1\nlimit = 128\n[grid]\nlr = [0.01, 0.05]\n')
+    st = str(tmp_path / "st")
+    r = CliRunner().invoke(main, ["train", "--study", str(path), "--mnist", str(tiny_mnist), "--store", st])
+    assert r.exit_code == 0, r.output
+    assert "2 run(s), 0 finished before" in r.output
+    r = CliRunner().invoke(main, ["results", "--study", str(path), "--mnist", str(tiny_mnist), "--store", st,
+                                  "--format", "csv"])
+    lines = r.stdout.strip().splitlines()
+    assert r.exit_code == 0 and len(lines) == 3 and all(",finished," in line for line in lines[1:])
+    assert all("nn-lr" in line for line in lines[1:])  # stored under the file's study name
