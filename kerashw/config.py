@@ -21,10 +21,11 @@ PREPROCESS = ("original", "denoise", "denoise2")
 # float16 on GPUs; weights and the softmax heads stay float32). kerashw.training.precision checks
 # the hardware has a fast path.
 PRECISIONS = ("float32", "mixed")
-# The synthetic captcha generator's version, bumped when kerashw.synth's pixels change.
+# The synthetic captcha generator's version, bumped when kerashw.synth's pixels change
+# (4: a mixture of five fonts; 3: DejaVu Sans, measured speckle, JPEG; 2: DroidSansMono).
 # It names the synthetic cache folder and is part of a captcha run's id on the default
 # data, so runs on an older synthetic set are never mistaken for runs on the current one.
-SYNTHETIC_VERSION = 3
+SYNTHETIC_VERSION = 4
 # The `denoise` variant's version (kerashw.captcha.preprocess reads it): part of a denoise
 # run's id from version 2 on, so a run on the older arc removal is never reused for the new.
 DENOISE_VERSION = 3

@@ -21,28 +21,34 @@ from PIL import Image, ImageDraw, ImageFont
 from kerashw.captcha.constants import ALPHABET, LENGTH
 
 
-def _font_path() -> str:
-    # DejaVu Sans, shipped with matplotlib (a dependency), so a fresh machine with no system
-    # fonts has it: a proportional sans whose condensed Book weight is close to the real glyphs'
-    # shapes and stroke (~0.13 of the cap height). v2's DroidSansMono had monospace shapes.
+def _font_paths() -> list[str]:
+    """The glyph fonts, each with the share of glyphs it draws. All ship with dependencies
+    (matplotlib, the `captcha` package), so a fresh machine with no system fonts has them.
+    DejaVu Sans, condensed, is closest to the real glyphs' shapes and stroke (~0.13 of the cap
+    height); the others are there so the model learns the letters rather than one font's
+    details (the real M's splayed legs, R's small bowl are in none of them)."""
+    import captcha
     import matplotlib
 
-    return str(Path(matplotlib.get_data_path()) / "fonts" / "ttf" / "DejaVuSans.ttf")
+    ttf = Path(matplotlib.get_data_path()) / "fonts" / "ttf"
+    return [str(ttf / "DejaVuSans.ttf"), str(ttf / "DejaVuSans-Bold.ttf"), str(ttf / "DejaVuSansMono.ttf"),
+            str(ttf / "cmss10.ttf"), str(Path(captcha.__file__).parent / "data" / "DroidSansMono.ttf")]
 
 
+FONT_SHARES = (0.5, 0.15, 0.1, 0.15, 0.1)
 _FONTS: dict = {}
 
 
-def _font(size: int):
-    if size not in _FONTS:
-        _FONTS[size] = ImageFont.truetype(_font_path(), size)
-    return _FONTS[size]
+def _font(size: int, which: int):
+    if (size, which) not in _FONTS:
+        _FONTS[size, which] = ImageFont.truetype(_font_paths()[which], size)
+    return _FONTS[size, which]
 
 
 def _glyph(ch: str, height: int, rng) -> Image.Image:
     """One glyph as an L-mode mask (255 = ink), condensed and rotated."""
     size = int(height * rng.uniform(0.8, 0.92))
-    font = _font(size)
+    font = _font(size, int(rng.choice(len(FONT_SHARES), p=FONT_SHARES)))
     left, top, right, bottom = font.getbbox(ch)
     img = Image.new("L", (right + 6, bottom + 6), 0)
     d = ImageDraw.Draw(img)
