@@ -55,9 +55,9 @@ class Timings:
             other = RunSpec.from_dict(row.spec)
             n = train_size(other)
             if n:
-                seen = other.epochs * _passes(other, n) * n
-                rate = max(0.0, row.elapsed - tasks.get(other.task).warm_up) / seen
-                self._rates.setdefault(_key(other), []).append((n * _passes(other, n), rate))
+                per_epoch = n * _passes(other, n)  # images an epoch of it saw
+                rate = max(0.0, row.elapsed - tasks.get(other.task).warm_up) / (other.epochs * per_epoch)
+                self._rates.setdefault(_key(other), []).append((per_epoch, rate))
 
     def per_image_epoch(self, spec: RunSpec, n: int | None = None) -> float | None:
         """Median seconds per (epoch x training image) of comparable finished runs: the same

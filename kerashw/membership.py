@@ -1,5 +1,5 @@
-"""Which stored runs are a study's: one answer for `results --study`, `report --study`,
-`kerashw list` and the TUI's Studies tab.
+"""Which stored runs are a study's, for `results --study` and `report --study`; `kerashw list`
+and the TUI's Studies tab count by the same rule (run ids of the study's specs, estimate.plan).
 
 A study's runs are its specs with the overrides the user names (--data, --limit, --epochs,
 --seed, ...), identified as training identifies them, looked up by run id. A run trained
@@ -30,21 +30,19 @@ class Members:
     specs: list[RunSpec]  # what its runs are (stored or not)
     missing: int  # of the study's runs, how many the store has not got yet
     differing: list[RunRow] = field(default_factory=list)  # trained under its name with other settings
-    problems: list[str] = field(default_factory=list)  # data that cannot be read now (ids unknown)
 
     def rows(self, include_differing: bool = False) -> list[RunRow]:
         return self.runs + (self.differing if include_differing else [])
 
 
 def members(store, study, overrides: Overrides | None = None, options: TrainOptions = TrainOptions()) -> Members:
-    problems: list[str] = []
-    specs = identify_for_display(study.specs(overrides), options, problems)
+    specs = identify_for_display(study.specs(overrides), options)
     ids = list(dict.fromkeys(s.run_id for s in specs))
     stored = {r.id: r for r in store.runs(ids=ids)} if ids else {}
     runs = [stored[i] for i in ids if i in stored]
     own = set(ids)
     differing = [r for r in store.runs(study=study.name) if r.id not in own]
-    return Members(runs, specs, len(ids) - len(runs), differing, problems)
+    return Members(runs, specs, len(ids) - len(runs), differing)
 
 
 def settings(rows: list[RunRow]) -> tuple[dict, list[str]]:

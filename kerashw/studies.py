@@ -7,7 +7,6 @@ import os
 from pathlib import Path
 
 from kerashw import studyfile
-
 from kerashw.captcha import studies as captcha_studies
 from kerashw.config import RunSpec
 from kerashw.mnist import studies as mnist_studies

@@ -38,7 +38,7 @@ def _check_type(where: str, name: str, value):
         if not (isinstance(value, list) and len(value) == 3 and all(type(v) is int for v in value)):
             raise DataError(f"{where}: split = {value!r}; want three whole numbers [train, val, test]")
         return tuple(value)
-    if name in OPTIONAL and name not in ("split",):
+    if name in OPTIONAL:
         want = int if name == "limit" else str
     else:
         want = type(default)

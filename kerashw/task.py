@@ -112,4 +112,3 @@ class Task:
         """`kerashw audit`: the task's K-fold helpers over a labelled folder (kerashw.captcha.kfold)."""
         raise ValueError(f"kerashw audit reads labelled image folders (the captcha part); the {self.name} "
                          "task has none")
-

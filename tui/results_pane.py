@@ -85,7 +85,8 @@ class ResultsView(Vertical):
 
     def on_resize(self) -> None:
         # columns dropped or brought back to fit the new width, once the new size is laid out
-        self.call_after_refresh(self.reload)
+        # (from the rows already read: a resize is no reason to read the store)
+        self.call_after_refresh(self.reload, list(self.rows.values()))
 
     def poll(self) -> None:
         """While any stored run is running (here or in another process) the table is

@@ -41,7 +41,7 @@ STUDIES["captcha-tiny"] = Study("captcha-tiny", "CAPTCHA: the captcha-best recip
 # --seed, --epochs, ...) go to the fine-tuning run; the pretraining run stays captcha-best on
 # the synthetic set, one run shared by every fine-tuning. The fine-tuning schedule counts
 # steps: with 100 labels an epoch would be 2 steps, so min_steps makes each epoch several
-# passes (docs/results/captcha.md has the curve over 0-all labels).
+# passes (docs/results/fewlabels.md has the curve over 0-all labels).
 PRETRAIN = BEST
 FINETUNE = dataclasses.replace(BEST, init_from=PRETRAIN.resolved().run_id, lr=1e-3, warmup=1, epochs=30,
                                min_steps=1500)

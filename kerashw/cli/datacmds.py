@@ -104,7 +104,7 @@ def cache(clear):
     if not folder.exists():
         console.print(f"{escape(str(folder))}: empty (nothing cached yet)")
         return
-    parts = sorted(p for p in folder.iterdir())
+    parts = sorted(folder.iterdir())
     size = lambda p: sum(f.stat().st_size for f in p.rglob("*") if f.is_file()) if p.is_dir() else p.stat().st_size
     sizes = {p: size(p) for p in parts}
     for p in parts:

@@ -217,16 +217,20 @@ def train(exp, model, mnist, store_path, force, tensorboard, skip_bad, split_cou
     if tensorboard and importlib.util.find_spec("tensorboard") is None:  # before a store or a run is made
         raise click.UsageError('--tensorboard needs TensorBoard, not installed with TensorFlow 2.21: '
                                'pip install "kerashw[tensorboard]"')
-    store = _store(store_path)
     if fields["init_from"]:  # a prefix is enough; the model defaults to that run's
+        db = Store.resolve(store_path)
         try:
-            parent = store.find(fields["init_from"])
+            if not db.exists():
+                raise KeyError(f"Run id {fields['init_from']!r} matches no run: there is no store at {db}")
+            parent = _store(store_path, readonly=True).find(fields["init_from"])
         except KeyError as exc:
             raise click.BadParameter(str(exc.args[0]), param_hint="--init-from") from None
         fields["init_from"] = parent.id
         model = model or (None if exp else parent.spec.get("model"))
-    specs, studies = _resolve_specs(exp, model, store.home, skip_bad=skip_bad or None,
+    # the options are checked before a store is made: a typo leaves nothing behind
+    specs, studies = _resolve_specs(exp, model, Store.resolve(store_path).parent, skip_bad=skip_bad or None,
                                     split=tuple(split_counts) if split_counts else None, **fields)
+    store = _store(store_path)
     import signal
 
     def stop(signum, frame):  # SIGTERM (kill, a scheduler's stop) is handled like Ctrl-C

@@ -31,10 +31,15 @@ def _metric(row: RunRow, where: str, phase: str, key: str):
     return (block.get(phase) or {}).get(key)
 
 
+def data_name(data: str | None) -> str:
+    """A run's data as tables show it: the folder's name (its content is in the run id)."""
+    return "synthetic" if data is None else Path(data).name
+
+
 def _spec_value(row: RunRow, key: str) -> str:
     v = row.spec.get(key)
-    if key == "data":  # the folder's name; its content is in the run id
-        return "synthetic" if v is None else Path(v).name
+    if key == "data":
+        return data_name(v)
     return "" if v is None else str(v)
 
 

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from kerashw import atomic, tasks
 from kerashw.reports import figures
+from kerashw.reports.tables import data_name
 from kerashw.config import DataError, Overrides, RunSpec, TrainOptions
 from kerashw.identity import identify
 from kerashw.store import RunRow, Store
@@ -60,7 +61,7 @@ def _varying(rows: list[RunRow]) -> list[str]:
 
 
 def _short(key: str, value) -> str:
-    return ("synthetic" if value is None else Path(value).name) if key == "data" else str(value)
+    return data_name(value) if key == "data" else str(value)
 
 
 def short_labels(rows: list[RunRow]) -> dict[str, str]:

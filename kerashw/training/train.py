@@ -25,6 +25,7 @@ from kerashw.training.callbacks import (Backup, BestWeights, CancelOnEvent, Epoc
 from kerashw.config import DataError, RunSpec, TrainOptions, unique
 from kerashw.identity import identify, identify_all
 from kerashw.listener import Listener
+from kerashw.pipeline import passes_per_epoch
 from kerashw.record import PhaseRecord
 from kerashw.runfiles import RunFiles
 from kerashw.models import count_params, get_model
@@ -275,7 +276,7 @@ class Training:
     def callbacks(self, done: int) -> list:
         """One epoch: the training steps, then these in order, sharing one logs dict."""
         spec, data, files, stop = self.spec, self.data, self.files, self.stop
-        passes = data.steps // math.ceil(data.n_train / spec.batch_size)  # > 1 with min_steps
+        passes = passes_per_epoch(data.n_train, spec.batch_size, spec.epochs, spec.min_steps)  # > 1 with min_steps
         sizes = {"train": data.n_train * passes, **{split: n for split, (_, n) in data.eval_sets.items()}}
         callbacks = [
             EpochProgress(self.listener, data.steps, spec.epochs),  # steps to the front end; epoch time
