@@ -24,6 +24,16 @@ def _private_cache(tmp_path_factory):
     os.environ["TMPDIR"] = tempfile.tempdir = tmp
 
 
+def pytest_sessionfinish(session):
+    """No child a test started outlives the session: multiprocessing joins every live
+    non-daemon child at exit, so one stuck child would hang this worker, and the whole
+    suite with it, after the last test passed."""
+    import multiprocessing
+
+    for child in multiprocessing.active_children():
+        child.kill()
+
+
 @pytest.fixture(scope="session")
 def mnist_path() -> Path:
     """Real MNIST through kerashw's own lookup ($KERASHW_MNIST, Keras's cache), then the

@@ -499,6 +499,25 @@ class SignalAtStep(Listener):
         self.notices.append(text)
 
 
+class SignalAtStart(Listener):
+    """Sends this process SIGTERM once the run is stored running, before its first step."""
+
+    def run_started(self, spec, index, total, params):
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
+def test_a_signal_before_the_first_step_stores_the_run_interrupted(tmp_path, tiny_mnist):
+    """The window between the store's "running" and fit's first step: a workers' command's
+    SIGTERM there once left the run "running" (then stale), not interrupted."""
+    store = Store(tmp_path / "st")
+    spec = RunSpec(epochs=2, limit=128)
+    result = train.run(spec, store=store, options=TrainOptions(mnist=str(tiny_mnist)), listener=SignalAtStart())
+    assert result.status == "interrupted" and store.get(result.run_id).status == "interrupted"
+    assert store.epochs(result.run_id) == []  # nothing of the cut first epoch is stored
+    again = train.run(spec, store=store, options=TrainOptions(mnist=str(tiny_mnist)))
+    assert again.status == "finished" and len({r.epoch for r in store.epochs(again.run_id)}) == 2
+
+
 @pytest.mark.slow
 def test_a_signal_at_any_step_or_inside_the_backup_write_resumes_exactly(tmp_path, tiny_mnist, monkeypatch):
     """A first SIGINT/SIGTERM during fit is a request: the run stops at the next step, is

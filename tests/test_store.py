@@ -69,29 +69,37 @@ def test_wal_and_two_processes_write_at_once(tmp_path):
     assert sqlite3.connect(path).execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 
 
-def _open_new_store(path, barrier, results):
-    barrier.wait()  # every process opens the brand-new store at the same moment
-    try:
-        Store(path).claim("x")
-        results.put("ok")
-    except StoreError as exc:
-        results.put(str(exc))
+def _open_new_store(root, barrier, results, trials):
+    outcomes = []
+    for trial in range(trials):
+        barrier.wait(timeout=120)  # every process opens the brand-new store at the same moment
+        try:
+            Store(root / f"st{trial}").claim("x")
+            outcomes.append("ok")
+        except StoreError as exc:
+            outcomes.append(str(exc))
+    results.put(outcomes)
 
 
 def test_processes_opening_one_new_store_at_once_all_succeed(tmp_path):
     """Switching a new file to WAL needs it alone, and SQLite refuses at once (no waiting)
     while another process holds it: two `kerashw train` started together on a new --store
     failed with "database is locked" about once in 20 before the store retried."""
-    ctx = mp.get_context("fork")
-    for trial in range(10):
-        barrier, results = ctx.Barrier(6), ctx.Queue()
-        procs = [ctx.Process(target=_open_new_store, args=(tmp_path / f"st{trial}", barrier, results))
-                 for _ in range(6)]
+    # spawn, not fork: this worker may hold TensorFlow's threads, and a forked child can
+    # deadlock on a lock one of them held (the others then wait at the barrier)
+    ctx = mp.get_context("spawn")
+    barrier, results = ctx.Barrier(6), ctx.Queue()
+    procs = [ctx.Process(target=_open_new_store, args=(tmp_path, barrier, results, 10), daemon=True)
+             for _ in range(6)]
+    try:
         for p in procs:
             p.start()
         for p in procs:
-            p.join(timeout=60)
-        assert [results.get(timeout=5) for _ in procs] == ["ok"] * 6
+            p.join(timeout=300)
+        assert [results.get(timeout=5) for _ in procs] == [["ok"] * 10] * 6
+    finally:
+        for p in procs:
+            p.kill()
 
 
 @pytest.mark.parametrize("column,value,message", [

@@ -15,7 +15,7 @@ pytestmark = pytest.mark.slow
 
 
 def _tmux(*args):
-    return subprocess.run(["tmux", *args], capture_output=True, text=True, check=True).stdout
+    return subprocess.run(["tmux", *args], capture_output=True, text=True, check=True, timeout=30).stdout
 
 
 def _statuses(db: Path) -> list[str]:
@@ -73,4 +73,4 @@ def test_kerashw_tui_trains_a_study_that_preprocesses_in_one_start(tmp_path, syn
         # still on the Train tab, which says how the study ended
         assert "study captcha-preprocess done: 3 finished" in screen, screen
     finally:
-        subprocess.run(["tmux", *session, "kill-server"], capture_output=True)
+        subprocess.run(["tmux", *session, "kill-server"], capture_output=True, timeout=30)

@@ -198,22 +198,24 @@ class Training:
         self.resumable = options.distribute != "multiworker"
 
     def train(self) -> RunResult:
-        self.build()
-        done = self.resume()
-        callbacks = self.callbacks(done)
         status, error = "finished", None
-        try:
-            with signals_request_stop(self.stop, self._stop_requested):
-                status = self.fit(done, callbacks)
+        # the stop request covers the run's start too: a signal between the store's "running"
+        # and the first step (a study's Ctrl-C, a workers' command's SIGTERM) stops the run at
+        # its first step, stored interrupted, where it was once left "running" (then stale)
+        with signals_request_stop(self.stop, self._stop_requested):
+            self.build()  # nothing is stored yet: bad data raises as it is
+            try:
+                done = self.resume()
+                status = self.fit(done, self.callbacks(done))
                 if status == "finished":
                     self.keep()
-        except KeyboardInterrupt:
-            self.end("interrupted")
-            raise
-        except Exception as exc:  # stored, then re-raised for the caller to report
-            error = f"{type(exc).__name__}: {exc}"
-            self.end("failed", error + "\n" + traceback.format_exc(limit=5))
-            raise
+            except KeyboardInterrupt:
+                self.end("interrupted")
+                raise
+            except Exception as exc:  # stored, then re-raised for the caller to report
+                error = f"{type(exc).__name__}: {exc}"
+                self.end("failed", error + "\n" + traceback.format_exc(limit=5))
+                raise
         result = self.end(status, error)
         if status != "interrupted":
             shutil.rmtree(self.files.backup, ignore_errors=True)  # only an interrupted run is resumed
