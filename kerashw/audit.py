@@ -94,8 +94,11 @@ def suspects(p: Plan, probs: np.ndarray, task_name: str) -> list[dict]:
     # every position the model reads otherwise (cleanlab's predicted_neq_given), ranked by
     # cleanlab's label quality; `flagged` marks the ones confident learning (cleanlab's default,
     # stricter: it estimates how many labels of each class are wrong) counts as errors
-    issues = find_label_issues(labels, pred, filter_by="predicted_neq_given")
-    confident = set(find_label_issues(labels, pred))
+    # n_jobs=1: cleanlab's default forks a process pool, and a fork of this process (which
+    # holds TensorFlow's threads) can deadlock; the suite's CI hung on it for its whole budget.
+    # The counting is cheap next to the K trainings.
+    issues = find_label_issues(labels, pred, filter_by="predicted_neq_given", n_jobs=1)
+    confident = set(find_label_issues(labels, pred, n_jobs=1))
     _, token_scores = get_label_quality_scores(labels, pred)
     fold = np.empty(len(p.items), dtype=int)
     for f, idx in enumerate(p.tests):

@@ -1,0 +1,102 @@
+"""Where full-integer quantization loses a captcha model: TFLite's QuantizationDebugger per
+layer (RMSE of the int8 result against float, over the quantization step), then int8 models
+that keep the worst layers (or op types) in float, each with its size and how often it answers
+as Keras on training images the calibration did not see.
+
+    python benchmarks/int8_layers.py STORE RUN_ID [--keep N] [--ops SOFTMAX,MEAN]
+
+The calibration and the check are what `kerashw export --quantize int8` uses.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+from kerashw import export, portable, tasks  # noqa: E402
+from kerashw.config import RunSpec, TrainOptions  # noqa: E402
+from kerashw.store import Store  # noqa: E402
+
+
+def _agreement(content: bytes, model, x: np.ndarray, where: Path) -> float:
+    """How often the int8 model's every head answers as Keras (kerashw's own LiteRT runner)."""
+    where.write_bytes(content)
+    served = portable.RUNNERS[".tflite"](where).serve(x)
+    direct = model(x, training=False)
+    direct = direct if isinstance(direct, dict) else {"probabilities": direct}
+    heads = [served[k] for k in direct] if set(direct) <= set(served) else list(served.values())
+    return min(float(np.mean(np.argmax(a, -1) == np.argmax(np.asarray(b), -1)))
+               for a, b in zip(heads, direct.values()))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("store")
+    ap.add_argument("run_id")
+    ap.add_argument("--keep", type=int, default=8, help="the N worst layers to try in float, one more at a time")
+    ap.add_argument("--ops", default="", help="op types to keep in float as well, e.g. SOFTMAX,MEAN")
+    args = ap.parse_args()
+    store = Store(args.store, readonly=True)
+    row = store.find(args.run_id)
+    task, files = tasks.get(row.task), store.files(row.id)
+    model = export._load_model(files.model, None)
+    train = task.split(RunSpec.from_dict(row.spec), TrainOptions(), "train")
+    pick = np.random.default_rng(0).permutation(len(train))
+    calibration = train.x[pick[:256]].astype("float32") / 255.0
+    held_out = train.x[pick[256:320]].astype("float32") / 255.0
+    tmp = Path(tempfile.mkdtemp(prefix="int8-"))
+    try:
+        saved = tmp / "sm"
+        export._write_savedmodel(model, task, {"preprocess": row.spec.get("preprocess"), "alphabet": task.classes}, saved)
+
+        def converter():
+            c = tf.lite.TFLiteConverter.from_saved_model(str(saved), signature_keys=["serve"])
+            c.optimizations = [tf.lite.Optimize.DEFAULT]
+            c.representative_dataset = lambda: ([x[None]] for x in calibration)
+            return c
+
+        float_size = len(tf.lite.TFLiteConverter.from_saved_model(str(saved), signature_keys=["serve"]).convert())
+        debugger = tf.lite.experimental.QuantizationDebugger(
+            converter=converter(), debug_dataset=lambda: ([x[None]] for x in held_out[:32]))
+        debugger.run()
+        stats = tmp / "layers.csv"
+        with open(stats, "w") as f:
+            debugger.layer_statistics_dump(f)
+        import csv
+
+        layers = list(csv.DictReader(open(stats)))
+        for r in layers:
+            scale = float(r["scale"]) if r.get("scale") else 0.0
+            r["rmse/scale"] = (float(r["mean_squared_error"]) ** 0.5 / scale) if scale else 0.0
+        layers.sort(key=lambda r: -r["rmse/scale"])
+        print(f"float32 LiteRT: {float_size:,} bytes")
+        print("worst layers (RMSE of int8 against float, in quantization steps):")
+        for r in layers[:max(args.keep, 10)]:
+            print(f"  {r['rmse/scale']:8.2f}  {r['op_name']:<18} {r['tensor_name']}")
+        ops = [o for o in args.ops.split(",") if o]
+        tries = [("all int8", [], [])] + ([(f"{','.join(ops)} in float", [], ops)] if ops else [])
+        tries += [(f"worst {k} in float" + (f" + {','.join(ops)}" if ops else ""),
+                   [r["tensor_name"] for r in layers[:k]], ops) for k in range(1, args.keep + 1)]
+        print("\nmodel                          bytes    of float  same answer as Keras")
+        for name, nodes, op_types in tries:
+            options = tf.lite.experimental.QuantizationDebugOptions(denylisted_nodes=nodes or None,
+                                                                    denylisted_ops=op_types or None)
+            d = tf.lite.experimental.QuantizationDebugger(converter=converter(), debug_options=options,
+                                                          debug_dataset=lambda: ([x[None]] for x in held_out[:4]))
+            content = d.get_nondebug_quantized_model()
+            agree = _agreement(content, model, held_out, tmp / "try.tflite")
+            print(f"{name:<30} {len(content):>8,}  {100 * len(content) / float_size:6.1f} %  "
+                  f"{100 * agree:5.1f} % of {len(held_out)}")
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
