@@ -412,10 +412,14 @@ def export(run_id, output, best_of, exp, weights, fmt, quantize, store_path):
     if fmt != "savedmodel":
         from kerashw.portable import meta_path
 
-        check = json.loads(meta_path(out).read_text())["check"]
+        meta = json.loads(meta_path(out).read_text())
+        check = meta["check"]
         click.echo(f"exported run {row.id} ({row.label}) to {out} ({out.stat().st_size:,} bytes); against Keras on "
                    f"{check['samples']} inputs: max difference {check['max_abs_diff']:.2e}, "
                    f"{100 * check['argmax_agreement']:.1f}% same answers per output")
+        for layer in meta.get("float_layers") or ():
+            click.echo(f"kept in float: a {layer['op']} whose int8 result was {layer['error_steps']} quantization "
+                       f"steps off ({layer['tensor'].split(';')[0]})")
         return
     click.echo(f"exported run {row.id} ({row.label}) to {out}; reload check passed")
     signatures = json.loads((out / "kerashw.json").read_text())["signatures"]
