@@ -231,3 +231,7 @@ class TrainOptions:
     distribute: str | None = None  # None (one device), mirrored or multiworker (kerashw.training.distribute)
     devices: tuple | None = None  # mirrored: these devices ("/gpu:0", ...); None = all local GPUs
     threads: int | None = None  # TensorFlow's intra/inter-op threads; None = every core
+    # the test split: "end" evaluates it once, after the last epoch (what the report shows: its
+    # test phase at the final epoch; a pass per epoch was ~5 % of a captcha run), "every" after
+    # each epoch, for the curve. Val is evaluated every epoch either way (best weights follow it).
+    eval_test: str = "end"

@@ -210,9 +210,11 @@ def _resolve_specs(exp, model, home=None, **fields) -> tuple[list[RunSpec], list
 @click.option("--workers", type=click.IntRange(1), default=1, show_default=True,
               help="Train up to N runs of the study at once, in N processes sharing the cores.")
 @click.option("--threads", type=click.IntRange(1), help="TensorFlow threads per process (default: every core).")
+@click.option("--eval-test", type=click.Choice(["end", "every"]), default="end", show_default=True,
+              help="Evaluate the test split after the last epoch only, or after every epoch (its curve).")
 @click.option("--force-before", type=float, hidden=True)  # a --workers worker: --force for runs ended before
 def train(exp, model, mnist, store_path, force, tensorboard, skip_bad, split_counts, distribute, devices,
-          workers, threads, force_before, **fields):
+          workers, threads, eval_test, force_before, **fields):
     """Train a study (--study NAME) or one run from the baseline with overrides."""
     if tensorboard and importlib.util.find_spec("tensorboard") is None:  # before a store or a run is made
         raise click.UsageError('--tensorboard needs TensorBoard, not installed with TensorFlow 2.21: '
@@ -243,7 +245,7 @@ def train(exp, model, mnist, store_path, force, tensorboard, skip_bad, split_cou
         raise click.BadParameter("--workers runs separate processes; it does not combine with --distribute",
                                  param_hint="--workers")
     options = TrainOptions(mnist=mnist, tensorboard=tensorboard, distribute=distribute, threads=threads,
-                           devices=tuple(d.strip() for d in devices.split(",")) if devices else None)
+                           eval_test=eval_test, devices=tuple(d.strip() for d in devices.split(",")) if devices else None)
     if workers > 1:
         from kerashw.cli.workers import run_workers
 

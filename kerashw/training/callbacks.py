@@ -65,18 +65,23 @@ class WorkerMean(keras.callbacks.Callback):
 
 class EvaluateSplits(keras.callbacks.Callback):
     """After each epoch, a full pass over each evaluation split with the epoch's final
-    weights, added to the logs as `{split}_{metric}` in the store's metric names."""
+    weights, added to the logs as `{split}_{metric}` in the store's metric names. Splits
+    in `at_end` (the test split, by default) are evaluated after the last epoch only."""
 
-    def __init__(self, evaluate, eval_sets: dict, cancel: threading.Event | None = None):
+    def __init__(self, evaluate, eval_sets: dict, cancel: threading.Event | None = None, *,
+                 epochs: int = 0, at_end: tuple = ()):
         super().__init__()
         self.evaluate = evaluate  # (model, dataset) -> {metric: value}
         self.eval_sets = eval_sets  # {"val": (dataset, n), "test": (dataset, n)}
         self.cancel = cancel
+        self.epochs, self.at_end = epochs, at_end
 
     def on_epoch_end(self, epoch, logs=None):
         for split, (ds, _) in self.eval_sets.items():
             if _cancelled(self.cancel):
                 return
+            if split in self.at_end and epoch + 1 < self.epochs:
+                continue
             t0 = time.perf_counter()
             logs.update({f"{split}_{k}": v for k, v in self.evaluate(self.model, ds).items()})
             logs[f"{split}_{SECONDS}"] = time.perf_counter() - t0  # what evaluation costs

@@ -2,7 +2,8 @@
 
 Metrics, per epoch and phase:
 - train: Keras's running average over the epoch's steps (what the report logs too),
-- val and test: a full pass with the weights at the end of the epoch.
+- val: a full pass with the weights at the end of each epoch,
+- test: the same after the last epoch only (TrainOptions.eval_test "every": each epoch).
 """
 from __future__ import annotations
 
@@ -282,7 +283,8 @@ class Training:
         sizes = {"train": data.n_train * passes, **{split: n for split, (_, n) in data.eval_sets.items()}}
         callbacks = [
             EpochProgress(self.listener, data.steps, spec.epochs),  # steps to the front end; epoch time
-            EvaluateSplits(self.evaluate, data.eval_sets, stop),  # val_* and test_*: a full pass each
+            EvaluateSplits(self.evaluate, data.eval_sets, stop, epochs=spec.epochs,  # val_*, test_*: full passes
+                           at_end=() if self.options.eval_test == "every" else ("test",)),
             StoreWriter(self.write, data.to_record, sizes, spec.epochs, self.listener, stop),  # store + front end
             keras.callbacks.TerminateOnNaN(),
             WholeEpochCsv(str(files.metrics), append=bool(done), cancel=stop),
