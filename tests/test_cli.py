@@ -148,7 +148,7 @@ def test_tensorboard_has_every_phase_per_epoch_and_the_spec_as_hparams(tmp_path,
 
     st = tmp_path / "st"
     r = CliRunner().invoke(main, ["train", "--model", "nn", "--epochs", "2", "--limit", "128", "--tensorboard",
-                                  "--mnist", str(tiny_mnist), "--store", str(st)])
+                                  "--eval-test", "every", "--mnist", str(tiny_mnist), "--store", str(st)])
     assert r.exit_code == 0, r.output
     store = Store(st)
     (row,) = store.runs()

@@ -121,7 +121,7 @@ class CancelAfterFirstEpoch(Listener):
         self.cancel = cancel
 
     def phase_ended(self, record):
-        if record.phase == "test":
+        if record.phase == "val":  # the last phase of an epoch but the last (test: after the last only)
             self.cancel.set()
 
 
@@ -138,10 +138,10 @@ def test_a_forced_rerun_that_is_interrupted_keeps_the_finished_result(store, tin
                             listener=CancelAfterFirstEpoch(cancel))[0]
     assert again.status == "interrupted"
     assert store.get(first.run_id).status == "finished" and store.get(first.run_id).final == before[0].final
-    assert store.epochs(first.run_id) == before[1]  # 2 epochs x 3 phases, as they were
+    assert store.epochs(first.run_id) == before[1]  # 2 epochs of train and val, test after the last: as they were
     assert model_file.stat().st_mtime_ns == stamp and not list(store.home.glob("runs/*.attempt-*"))
     done = train.run_study([spec], store=store, options=options, force=True)[0]
-    assert done.status == "finished" and len(store.epochs(first.run_id)) == 6  # a finished attempt replaces it
+    assert done.status == "finished" and len(store.epochs(first.run_id)) == 5  # a finished attempt replaces it
 
 
 def test_a_run_whose_owner_died_is_stale_and_is_taken_over(store):
@@ -178,7 +178,7 @@ def test_sigterm_is_handled_like_ctrl_c(tmp_path, tiny_mnist):
     lines = []
     for line in proc.stdout:
         lines.append(line)
-        if "phase: test" in line:
+        if "phase: val" in line:
             proc.send_signal(signal.SIGTERM)
             break
     out = "".join(lines) + proc.communicate(timeout=120)[0]
@@ -416,7 +416,8 @@ def test_an_interrupted_run_resumes_and_ends_as_if_never_stopped(store, tiny_mni
     whole = train.run(spec, store=Store(tmp_path / "unbroken"), options=options)
     with pytest.raises(KeyboardInterrupt):
         train.run(spec, store=store, options=options, listener=CtrlCAtEpoch(3))
-    assert store.get(whole.run_id).status == "interrupted" and len(store.epochs(whole.run_id)) == 6
+    # the default policy: val every epoch, test once after the last (none yet: 2 epochs x train, val)
+    assert store.get(whole.run_id).status == "interrupted" and len(store.epochs(whole.run_id)) == 4
 
     started = []
 
@@ -434,6 +435,7 @@ def test_an_interrupted_run_resumes_and_ends_as_if_never_stopped(store, tiny_mni
         return [{k: v for k, v in p.items() if k != "seconds"} for p in phases]
 
     assert numbers(resumed.final.values()) == numbers(whole.final.values())  # as if never stopped
+    assert set(resumed.final) == {"train", "val", "test"}  # the test split, once, after the last epoch
     assert _numbers(store.epochs(whole.run_id)) == _numbers(Store(tmp_path / "unbroken").epochs(whole.run_id))
     assert not (store.run_dir(whole.run_id) / "backup").exists()  # a finished run keeps no backup
 

@@ -33,6 +33,30 @@ def test_one_epoch_on_a_slice_stores_three_phases(store, mnist_path):
 
 
 @pytest.mark.slow
+def test_the_test_split_is_evaluated_once_at_the_end_unless_asked_every_epoch(store, tiny_mnist, tmp_path):
+    """The default evaluates test after the last epoch only; "every" after each. The weights,
+    the run id and every shared number are the same; metrics.csv has test columns either way."""
+    import csv
+
+    from kerashw.config import TrainOptions
+    from kerashw.store import Store
+
+    spec = RunSpec(epochs=3, limit=256, batch_size=32)
+    end = train.run(spec, store=store, options=opts(tiny_mnist))
+    every = train.run(spec, store=Store(tmp_path / "every"),
+                      options=TrainOptions(mnist=str(tiny_mnist), eval_test="every"))
+    assert end.run_id == every.run_id
+    phases = lambda r: [(e.epoch, e.phase) for e in r.history]  # noqa: E731
+    assert phases(end) == [(1, "train"), (1, "val"), (2, "train"), (2, "val"), (3, "train"), (3, "val"), (3, "test")]
+    assert phases(every) == [(e, p) for e in (1, 2, 3) for p in ("train", "val", "test")]
+    strip = lambda recs: [(r.epoch, r.phase, r.metrics) for r in recs if r.phase != "test" or r.epoch == 3]  # noqa: E731
+    assert strip(end.history) == strip(every.history)  # the same numbers, to the digit
+    rows = list(csv.DictReader(open(store.run_dir(end.run_id) / "metrics.csv")))
+    assert [r["test_top1"] for r in rows[:2]] == ["NA", "NA"]
+    assert float(rows[2]["test_top1"]) == pytest.approx(end.final["test"]["top1"])
+
+
+@pytest.mark.slow
 def test_same_seed_same_numbers(store, tiny_mnist, tmp_path):
     from kerashw.store import Store
 

@@ -135,12 +135,16 @@ class WholeEpochCsv(keras.callbacks.CSVLogger):
     """Keras's CSVLogger, silent for an epoch cut short by a cancel (its row would hold part
     of an epoch, and the resume writes that epoch again)."""
 
-    def __init__(self, path: str, append: bool, cancel: threading.Event | None = None):
+    def __init__(self, path: str, append: bool, cancel: threading.Event | None = None, at_end: tuple = ()):
         super().__init__(path, append=append)
-        self.cancel = cancel
+        self.cancel, self.at_end = cancel, at_end
 
     def on_epoch_end(self, epoch, logs=None):
         if logs and not _cancelled(self.cancel):
+            if self.keys is None:  # Keras fixes the columns at the first row: give the splits
+                # evaluated after the last epoch only (test) theirs now, "NA" until then
+                logs = {**{f"{split}_{k[4:]}": "NA" for split in self.at_end for k in logs if k.startswith("val_")},
+                        **logs}
             super().on_epoch_end(epoch, logs)
 
 

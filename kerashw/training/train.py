@@ -281,13 +281,13 @@ class Training:
         spec, data, files, stop = self.spec, self.data, self.files, self.stop
         passes = passes_per_epoch(data.n_train, spec.batch_size, spec.epochs, spec.min_steps)  # > 1 with min_steps
         sizes = {"train": data.n_train * passes, **{split: n for split, (_, n) in data.eval_sets.items()}}
+        at_end = () if self.options.eval_test == "every" else tuple(s for s in data.eval_sets if s == "test")
         callbacks = [
             EpochProgress(self.listener, data.steps, spec.epochs),  # steps to the front end; epoch time
-            EvaluateSplits(self.evaluate, data.eval_sets, stop, epochs=spec.epochs,  # val_*, test_*: full passes
-                           at_end=() if self.options.eval_test == "every" else ("test",)),
+            EvaluateSplits(self.evaluate, data.eval_sets, stop, epochs=spec.epochs, at_end=at_end),  # full passes
             StoreWriter(self.write, data.to_record, sizes, spec.epochs, self.listener, stop),  # store + front end
             keras.callbacks.TerminateOnNaN(),
-            WholeEpochCsv(str(files.metrics), append=bool(done), cancel=stop),
+            WholeEpochCsv(str(files.metrics), append=bool(done), cancel=stop, at_end=at_end),
             BestWeights(files.best_weights, _best_val(self.history)),  # best val top-1
         ]
         if self.options.distribute == "multiworker":
