@@ -27,12 +27,14 @@ def main():
     ap.add_argument("--epochs", type=int, default=25)
     ap.add_argument("--precision", default="float32")
     ap.add_argument("--no-augment", action="store_true")
+    ap.add_argument("--eval-test", choices=["end", "every"], default="end",
+                    help="the test split after the last epoch only (the default), or after each")
     args = ap.parse_args()
     os.environ["KERASHW_CACHE"] = tempfile.mkdtemp(prefix="kerashw-cache-")  # a first run's cold cache
 
     from kerashw.training import train
     from kerashw.captcha.cache import captcha_splits
-    from kerashw.config import RunSpec
+    from kerashw.config import RunSpec, TrainOptions
     from kerashw.listener import Listener
     from kerashw.store import Store
 
@@ -51,7 +53,7 @@ def main():
 
     store = Store(tempfile.mkdtemp(prefix="kerashw-store-"))
     started = time.perf_counter()
-    result = train.run(spec, store=store, listener=Clock())
+    result = train.run(spec, store=store, listener=Clock(), options=TrainOptions(eval_test=args.eval_test))
     startup = first_epoch[0] - started
     by_phase = {}
     for e in store.epochs(result.run_id):
@@ -60,7 +62,7 @@ def main():
     rest = result.elapsed - startup - by_phase["train"] - evaluation
     test = result.final["test"]
     print(f"\n{args.model}, {args.preprocess}, {args.epochs} epochs, augment {not args.no_augment}, "
-          f"{args.precision}, {args.data}")
+          f"{args.precision}, {args.data}, test evaluated {args.eval_test}")
     print("| part | seconds | share of the run |")
     print("|---|---|---|")
     parts = [("preprocessing (cold cache, before the run)", preprocessing), ("start-up", startup),
@@ -70,6 +72,7 @@ def main():
         share = "" if name.startswith("preprocessing") else f"{100 * secs / result.elapsed:.1f} %"
         print(f"| {name} | {secs:.1f} | {share} |")
     print(f"| the run (elapsed) | {result.elapsed:.1f} | 100 % |")
+    print(f"\nrun / training steps: {result.elapsed / by_phase['train']:.3f}")
     chars = " / ".join(f"{100 * test[f'char_{k}_acc']:.2f}" for k in range(1, 5))
     print(f"\ntest top-1 per character {chars}, whole {100 * test['whole']:.2f}")
 
