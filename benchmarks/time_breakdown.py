@@ -57,7 +57,7 @@ def main():
     startup = first_epoch[0] - started
     by_phase = {}
     for e in store.epochs(result.run_id):
-        by_phase[e["phase"]] = by_phase.get(e["phase"], 0.0) + (e["seconds"] or 0.0)
+        by_phase[e.phase] = by_phase.get(e.phase, 0.0) + (e.seconds or 0.0)
     evaluation = by_phase.get("val", 0.0) + by_phase.get("test", 0.0)
     rest = result.elapsed - startup - by_phase["train"] - evaluation
     test = result.final["test"]
