@@ -5,7 +5,7 @@ as Keras on training images the calibration did not see.
 
     python benchmarks/int8_layers.py STORE RUN_ID [--keep N] [--ops SOFTMAX,MEAN]
 
-The calibration and the check are what `kerashw export --quantize int8` uses.
+The calibration and the check images are export.quantization_images, as `kerashw export --quantize int8` uses.
 """
 from __future__ import annotations
 
@@ -48,49 +48,35 @@ def main() -> None:
     task, files = tasks.get(row.task), store.files(row.id)
     model = export._load_model(files.model, None)
     train = task.split(RunSpec.from_dict(row.spec), TrainOptions(), "train")
-    pick = np.random.default_rng(0).permutation(len(train))
-    calibration = train.x[pick[:256]].astype("float32") / 255.0
-    held_out = train.x[pick[256:320]].astype("float32") / 255.0
+    calibration, held_out = export.quantization_images(train.x)
     tmp = Path(tempfile.mkdtemp(prefix="int8-"))
     try:
         saved = tmp / "sm"
         export._write_savedmodel(model, task, {"preprocess": row.spec.get("preprocess"), "alphabet": task.classes}, saved)
 
-        def converter():
-            c = tf.lite.TFLiteConverter.from_saved_model(str(saved), signature_keys=["serve"])
-            c.optimizations = [tf.lite.Optimize.DEFAULT]
-            c.representative_dataset = lambda: ([x[None]] for x in calibration)
-            return c
-
-        float_size = len(tf.lite.TFLiteConverter.from_saved_model(str(saved), signature_keys=["serve"]).convert())
+        converter = tf.lite.TFLiteConverter.from_saved_model(str(saved), signature_keys=["serve"])
+        float_size = len(converter.convert())
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.representative_dataset = lambda: ([x[None]] for x in calibration)
         debugger = tf.lite.experimental.QuantizationDebugger(
-            converter=converter(), debug_dataset=lambda: ([x[None]] for x in held_out[:32]))
+            converter=converter, debug_dataset=lambda: ([x[None]] for x in held_out[:32]))
         debugger.run()
-        stats = tmp / "layers.csv"
-        with open(stats, "w") as f:
-            debugger.layer_statistics_dump(f)
-        import csv
-
-        layers = list(csv.DictReader(open(stats)))
-        for r in layers:
-            scale = float(r["scale"]) if r.get("scale") else 0.0
-            r["rmse/scale"] = (float(r["mean_squared_error"]) ** 0.5 / scale) if scale else 0.0
-        layers.sort(key=lambda r: -r["rmse/scale"])
+        layers = portable.layer_errors(debugger)
+        layers.sort(key=lambda r: -r["error_steps"])
         print(f"float32 LiteRT: {float_size:,} bytes")
         print("worst layers (RMSE of int8 against float, in quantization steps):")
         for r in layers[:max(args.keep, 10)]:
-            print(f"  {r['rmse/scale']:8.2f}  {r['op_name']:<18} {r['tensor_name']}")
+            print(f"  {r['error_steps']:8.2f}  {r['op']:<18} {r['tensor']}")
         ops = [o for o in args.ops.split(",") if o]
         tries = [("all int8", [], [])] + ([(f"{','.join(ops)} in float", [], ops)] if ops else [])
         tries += [(f"worst {k} in float" + (f" + {','.join(ops)}" if ops else ""),
-                   [r["tensor_name"] for r in layers[:k]], ops) for k in range(1, args.keep + 1)]
+                   [r["tensor"] for r in layers[:k]], ops) for k in range(1, args.keep + 1)]
         print("\nmodel                          bytes    of float  same answer as Keras")
         for name, nodes, op_types in tries:
-            options = tf.lite.experimental.QuantizationDebugOptions(denylisted_nodes=nodes or None,
-                                                                    denylisted_ops=op_types or None)
-            d = tf.lite.experimental.QuantizationDebugger(converter=converter(), debug_options=options,
-                                                          debug_dataset=lambda: ([x[None]] for x in held_out[:4]))
-            content = d.get_nondebug_quantized_model()
+            # the debugger requantizes its one calibrated model with each deny-list
+            debugger.options = tf.lite.experimental.QuantizationDebugOptions(denylisted_nodes=nodes or None,
+                                                                             denylisted_ops=op_types or None)
+            content = debugger.get_nondebug_quantized_model()
             agree = _agreement(content, model, held_out, tmp / "try.tflite")
             print(f"{name:<30} {len(content):>8,}  {100 * len(content) / float_size:6.1f} %  "
                   f"{100 * agree:5.1f} % of {len(held_out)}")

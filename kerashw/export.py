@@ -130,11 +130,8 @@ def _export_file(row: RunRow, model_file: Path, best_file: Path | None, weights:
         except DataError as exc:
             raise ExportError(f"--quantize {quantize} checks (and int8 calibrates) on the run's training "
                               f"images: {exc}") from None
-        pick = np.random.default_rng(0).permutation(len(train))
-        k = min(256, max(1, len(train) * 3 // 4))  # a small --limit run keeps a quarter to check on
-        calibration = train.x[pick[:k]].astype("float32") / 255.0 if quantize == "int8" else None
-        held_out = pick[k:k + 64] if len(pick) > k else pick[:64]
-        x = train.x[held_out].astype("float32") / 255.0  # images the calibration did not see
+        calibration, x = quantization_images(train.x)
+        calibration = calibration if quantize == "int8" else None
     tmp = Path(tempfile.mkdtemp(prefix=".export-", dir=out.parent))
     try:
         saved = tmp / "savedmodel"
@@ -167,6 +164,15 @@ def _export_file(row: RunRow, model_file: Path, best_file: Path | None, weights:
         meta["float_layers"] = float_layers
     portable.meta_path(out).write_text(json.dumps(meta, indent=2))
     return out
+
+
+def quantization_images(train_x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(calibration, check) model inputs from a run's preprocessed training images: up to 256
+    to calibrate int8 on, and up to 64 others it did not see to check the quantized model on."""
+    pick = np.random.default_rng(0).permutation(len(train_x))
+    k = min(256, max(1, len(train_x) * 3 // 4))  # a small --limit run keeps a quarter to check on
+    held_out = pick[k:k + 64] if len(pick) > k else pick[:64]
+    return train_x[pick[:k]].astype("float32") / 255.0, train_x[held_out].astype("float32") / 255.0
 
 
 def _write_savedmodel(model, task, meta: dict, out: Path) -> str | None:

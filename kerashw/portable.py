@@ -45,19 +45,15 @@ def convert(saved_dir: Path, out: Path, fmt: str, *, input_shape, quantize: str 
     import tensorflow as tf
 
     if fmt == "tflite":
-        def converter():
-            c = tf.lite.TFLiteConverter.from_saved_model(str(saved_dir), signature_keys=["serve"])
-            if quantize:
-                c.optimizations = [tf.lite.Optimize.DEFAULT]
-            if quantize == "int8":
-                c.representative_dataset = lambda: ([x[None]] for x in calibration)
-            return c
-
+        converter = tf.lite.TFLiteConverter.from_saved_model(str(saved_dir), signature_keys=["serve"])
+        if quantize:
+            converter.optimizations = [tf.lite.Optimize.DEFAULT]
         kept = []
         if quantize == "int8":
+            converter.representative_dataset = lambda: ([x[None]] for x in calibration)
             content, kept = _int8_selective(converter, calibration)
         else:
-            content = converter().convert()
+            content = converter.convert()
         out.write_bytes(strip_names(content))
         return kept
     check_onnx_available()
@@ -77,33 +73,37 @@ def convert(saved_dir: Path, out: Path, fmt: str, *, input_shape, quantize: str 
 FLOAT_ABOVE_STEPS = 4.0
 
 
-def _int8_selective(converter, calibration: np.ndarray) -> tuple[bytes, list[dict]]:
-    """Full-integer quantization, with the layers it breaks left in float: TFLite's
-    QuantizationDebugger measures each quantized layer's error against float on calibration
-    images, and converts again with those over FLOAT_ABOVE_STEPS deny-listed."""
+def layer_errors(debugger) -> list[dict]:
+    """Each quantized layer of a run QuantizationDebugger: {"op", "tensor", "error_steps"},
+    the RMSE of its int8 result against float in its own quantization steps."""
     import csv
     import io
 
-    import tensorflow as tf
-
-    debug_images = lambda: ([x[None]] for x in calibration[:16])  # noqa: E731
-    debugger = tf.lite.experimental.QuantizationDebugger(converter=converter(), debug_dataset=debug_images)
-    debugger.run()
     table = io.StringIO()
     debugger.layer_statistics_dump(table)
     table.seek(0)
-    kept = []
+    errors = []
     for row in csv.DictReader(table):
         scale = float(row.get("scale") or 0.0)
         steps = float(row["mean_squared_error"]) ** 0.5 / scale if scale else 0.0
-        if steps > FLOAT_ABOVE_STEPS:
-            kept.append({"op": row["op_name"], "tensor": row["tensor_name"], "error_steps": round(steps, 2)})
-    if not kept:
-        return debugger.get_nondebug_quantized_model(), []
-    options = tf.lite.experimental.QuantizationDebugOptions(denylisted_nodes=[k["tensor"] for k in kept])
-    selective = tf.lite.experimental.QuantizationDebugger(converter=converter(), debug_options=options,
-                                                          debug_dataset=debug_images)
-    return selective.get_nondebug_quantized_model(), kept
+        errors.append({"op": row["op_name"], "tensor": row["tensor_name"], "error_steps": round(steps, 2)})
+    return errors
+
+
+def _int8_selective(converter, calibration: np.ndarray) -> tuple[bytes, list[dict]]:
+    """Full-integer quantization, with the layers it breaks left in float: TFLite's
+    QuantizationDebugger measures each quantized layer's error against float on calibration
+    images, and the calibrated model is quantized again with those over FLOAT_ABOVE_STEPS
+    deny-listed (setting the debugger's options reuses its calibration)."""
+    import tensorflow as tf
+
+    debugger = tf.lite.experimental.QuantizationDebugger(
+        converter=converter, debug_dataset=lambda: ([x[None]] for x in calibration[:16]))
+    debugger.run()
+    kept = [e for e in layer_errors(debugger) if e["error_steps"] > FLOAT_ABOVE_STEPS]
+    if kept:
+        debugger.options = tf.lite.experimental.QuantizationDebugOptions(denylisted_nodes=[k["tensor"] for k in kept])
+    return debugger.get_nondebug_quantized_model(), kept
 
 
 def strip_names(content: bytes) -> bytes:
