@@ -28,12 +28,7 @@ from kerashw.store import Store  # noqa: E402
 def _agreement(content: bytes, model, x: np.ndarray, where: Path) -> float:
     """How often the int8 model's every head answers as Keras (kerashw's own LiteRT runner)."""
     where.write_bytes(content)
-    served = portable.RUNNERS[".tflite"](where).serve(x)
-    direct = model(x, training=False)
-    direct = direct if isinstance(direct, dict) else {"probabilities": direct}
-    heads = [served[k] for k in direct] if set(direct) <= set(served) else list(served.values())
-    return min(float(np.mean(np.argmax(a, -1) == np.argmax(np.asarray(b), -1)))
-               for a, b in zip(heads, direct.values()))
+    return export.against_keras(portable.RUNNERS[".tflite"](where), model, x)[2]
 
 
 def main() -> None:

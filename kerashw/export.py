@@ -138,13 +138,7 @@ def _export_file(row: RunRow, model_file: Path, best_file: Path | None, weights:
         _write_savedmodel(model, task, {"preprocess": row.spec.get("preprocess"), "alphabet": task.classes}, saved)
         float_layers = portable.convert(saved, out, fmt, input_shape=model.input_shape[1:], quantize=quantize,
                                         calibration=calibration)
-        runner = portable.RUNNERS[out.suffix](out)
-        served, direct = runner.serve(x), model(x, training=False)
-        direct = direct if isinstance(direct, dict) else {"probabilities": direct}
-        served_heads = [served[k] for k in direct] if set(direct) <= set(served) else list(served.values())
-        diff = max(float(np.max(np.abs(np.asarray(a) - np.asarray(b)))) for a, b in zip(served_heads, direct.values()))
-        agree = min(float(np.mean(np.argmax(a, -1) == np.argmax(np.asarray(b), -1)))
-                    for a, b in zip(served_heads, direct.values()))
+        direct, diff, agree = against_keras(portable.RUNNERS[out.suffix](out), model, x)
         if not quantize and diff >= 1e-4:
             raise ExportError(f"{out} differs from the Keras model by {diff:.2e} (allowed < 1e-4)")
         if quantize and agree < portable.MIN_AGREEMENT:
@@ -164,6 +158,17 @@ def _export_file(row: RunRow, model_file: Path, best_file: Path | None, weights:
         meta["float_layers"] = float_layers
     portable.meta_path(out).write_text(json.dumps(meta, indent=2))
     return out
+
+
+def against_keras(runner, model, x: np.ndarray) -> tuple[dict, float, float]:
+    """A converted model's runner against the Keras model on inputs `x`: (Keras's outputs by
+    name, the largest difference, the smallest per-output share of the same argmax)."""
+    served, direct = runner.serve(x), model(x, training=False)
+    direct = direct if isinstance(direct, dict) else {"probabilities": direct}
+    served_heads = [served[k] for k in direct] if set(direct) <= set(served) else list(served.values())
+    pairs = [(np.asarray(a), np.asarray(b)) for a, b in zip(served_heads, direct.values())]
+    return (direct, max(float(np.max(np.abs(a - b))) for a, b in pairs),
+            min(float(np.mean(np.argmax(a, -1) == np.argmax(b, -1))) for a, b in pairs))
 
 
 def quantization_images(train_x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
