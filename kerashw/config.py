@@ -235,3 +235,6 @@ class TrainOptions:
     # test phase at the final epoch; a pass per epoch was ~5 % of a captcha run), "every" after
     # each epoch, for the curve. Val is evaluated every epoch either way (best weights follow it).
     eval_test: str = "end"
+    # called with the epoch count after each whole epoch's files (metrics.csv, best weights,
+    # backup) are written: kerashw.training.onray sends the run folder home from here
+    epoch_saved: Callable | None = None

@@ -15,6 +15,10 @@ class Listener:
     def phase_ended(self, record) -> None:
         """One epoch x phase: a kerashw.record.PhaseRecord."""
 
+    def run_phase_ended(self, run_id: str, record) -> None:
+        """phase_ended of one of several runs training at once (kerashw train --ray)."""
+        self.phase_ended(record)
+
     def run_ended(self, result) -> None: ...
 
     def run_skipped(self, spec, index: int, total: int, status: str) -> None: ...

@@ -212,10 +212,24 @@ def _resolve_specs(exp, model, home=None, **fields) -> tuple[list[RunSpec], list
 @click.option("--threads", type=click.IntRange(1), help="TensorFlow threads per process (default: every core).")
 @click.option("--eval-test", type=click.Choice(["end", "every"]), default="end", show_default=True,
               help="Evaluate the test split after the last epoch only, or after every epoch (its curve).")
+@click.option("--ray", "ray_address", is_flag=False, flag_value="local", metavar="[ADDRESS]",
+              help="Train the runs as Ray tasks: on the cluster at ADDRESS (auto, ray://host:port), or alone "
+                   "on a Ray started for this command. Needs the extra: pip install \"kerashw[ray]\".")
+@click.option("--cpus-per-run", type=click.FloatRange(min=0, min_open=True), default=1.0, show_default=True,
+              help="With --ray: CPUs each run asks of Ray (and its TensorFlow threads).")
+@click.option("--gpus-per-run", type=click.FloatRange(min=0),
+              help="With --ray: GPUs each run asks of Ray (default: 1 when the cluster has GPUs, else 0).")
 @click.option("--force-before", type=float, hidden=True)  # a --workers worker: --force for runs ended before
 def train(exp, model, mnist, store_path, force, tensorboard, skip_bad, split_counts, distribute, devices,
-          workers, threads, eval_test, force_before, **fields):
+          workers, threads, eval_test, ray_address, cpus_per_run, gpus_per_run, force_before, **fields):
     """Train a study (--study NAME) or one run from the baseline with overrides."""
+    if ray_address and importlib.util.find_spec("ray") is None:  # before a store or a run is made
+        from kerashw.cluster import EXTRA
+
+        raise click.UsageError(EXTRA)
+    if ray_address and (workers > 1 or distribute or threads):
+        raise click.UsageError("--ray spreads the runs over Ray's nodes itself; it does not combine with "
+                               "--workers, --distribute or --threads (use --cpus-per-run)")
     if tensorboard and importlib.util.find_spec("tensorboard") is None:  # before a store or a run is made
         raise click.UsageError('--tensorboard needs TensorBoard, not installed with TensorFlow 2.21: '
                                'pip install "kerashw[tensorboard]"')
@@ -254,8 +268,14 @@ def train(exp, model, mnist, store_path, force, tensorboard, skip_bad, split_cou
     _quiet_tf()
     from kerashw.cli.progress import run_with_progress
 
+    ray = None
+    if ray_address:
+        from kerashw.cluster.driver import RayOptions
+
+        ray = RayOptions(address=None if ray_address == "local" else ray_address, cpus_per_run=cpus_per_run,
+                         gpus_per_run=gpus_per_run)
     code = run_with_progress(console, specs, store, studies, force=force, options=options,
-                             force_before=force_before)
+                             force_before=force_before, ray=ray)
     sys.exit(code)
 
 

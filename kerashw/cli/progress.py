@@ -60,6 +60,10 @@ class RichListener(Listener):
     def phase_ended(self, record):
         self.progress.console.print(tables.epoch_line(record, self.run_task), soft_wrap=True)
 
+    def run_phase_ended(self, run_id, record):
+        # several runs at once (--ray): each line says whose it is
+        self.progress.console.print(f"{run_id[:8]}  {tables.epoch_line(record, self.run_task)}", soft_wrap=True)
+
     def run_ended(self, result):
         self.stop_bar()
         if result.status == "interrupted":
@@ -86,7 +90,7 @@ class RichListener(Listener):
 
 
 def run_with_progress(console: Console, specs, store: Store, studies, *, force=False,
-                      options: TrainOptions = TrainOptions(), force_before: float | None = None) -> int:
+                      options: TrainOptions = TrainOptions(), force_before: float | None = None, ray=None) -> int:
     """Run a study with live output; returns the process exit code."""
     from kerashw import estimate
 
@@ -107,8 +111,14 @@ def run_with_progress(console: Console, specs, store: Store, studies, *, force=F
         console.print(f"{p.runs} run(s), {p.finished} finished before, estimated {p.estimate}")
     options = dataclasses.replace(options, progress=listener.data_progress)
     try:
-        results = train.run_study(specs, store=store, studies=studies, listener=listener,
-                                  force=force, options=options, force_before=force_before)
+        if ray is not None:  # kerashw.cluster.driver.RayOptions: the runs as Ray tasks
+            from kerashw.cluster.driver import run_study
+
+            results = run_study(specs, store=store, studies=studies, listener=listener, force=force,
+                                options=options, ray_options=ray)
+        else:
+            results = train.run_study(specs, store=store, studies=studies, listener=listener,
+                                      force=force, options=options, force_before=force_before)
     except KeyboardInterrupt:  # a signal outside the training loop, or a second Ctrl-C
         listener.stop_bar()
         _interrupted(console, store, listener.stored_interrupted)
@@ -116,6 +126,10 @@ def run_with_progress(console: Console, specs, store: Store, studies, *, force=F
     except DataError as exc:
         listener.stop_bar()
         console.print(f"[red]data error:[/red] {escape(str(exc))}")
+        return 2
+    except ConnectionError as exc:  # --ray ADDRESS: no cluster there
+        listener.stop_bar()
+        console.print(f"[red]cannot reach Ray:[/red] {escape(str(exc))}")
         return 2
     except distribute.SetupError as exc:
         listener.stop_bar()
@@ -125,8 +139,9 @@ def run_with_progress(console: Console, specs, store: Store, studies, *, force=F
     if rows:
         headers, table_rows = tables.result_rows(rows, studies=False)
         console.print(tables.rich_table(headers, table_rows, title="summary"))
-    if results and results[-1].status == "interrupted":  # a signal inside the training loop
-        _interrupted(console, store, results[-1].run_id)
+    stopped = [r.run_id for r in results if r.status == "interrupted"]
+    if stopped:  # a signal inside the training loop (on Ray, several runs can be in training)
+        _interrupted(console, store, ", ".join(stopped))
         return 130
     failed = [r for r in results if r.status == "failed"]
     if failed:
@@ -140,7 +155,8 @@ def _interrupted(console: Console, store: Store, run_id: str | None) -> None:
     """What was kept, and the user's own command, every option kept, so the resume trains what
     was asked."""
     if run_id:
-        what = f"Run {run_id} is stored as interrupted and resumes from its last whole epoch"
+        what = f"Run {run_id} {'are' if ',' in run_id else 'is'} stored as interrupted and resume" \
+               f"{'' if ',' in run_id else 's'} from {'their' if ',' in run_id else 'its'} last whole epoch"
     else:
         what = "Nothing of the current run was stored (it had not started training)"
     console.print(f"\n[yellow]Interrupted.[/yellow] {what}; finished runs are kept in {escape(str(store.path))}.")

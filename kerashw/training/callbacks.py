@@ -131,6 +131,18 @@ class CancelOnEvent(keras.callbacks.Callback):
             self.model.stop_training = True
 
 
+class EpochSaved(keras.callbacks.Callback):
+    """Calls `saved(epochs_done)` once a whole epoch's files are written (after Backup)."""
+
+    def __init__(self, saved, cancel: threading.Event | None = None):
+        super().__init__()
+        self.saved, self.cancel = saved, cancel
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs and not _cancelled(self.cancel):
+            self.saved(epoch + 1)
+
+
 class WholeEpochCsv(keras.callbacks.CSVLogger):
     """Keras's CSVLogger, silent for an epoch cut short by a cancel (its row would hold part
     of an epoch, and the resume writes that epoch again)."""

@@ -21,8 +21,8 @@ import keras
 
 from kerashw import __version__, atomic, tasks
 from kerashw.training import distribute, precision
-from kerashw.training.callbacks import (Backup, BestWeights, CancelOnEvent, EpochProgress, EvaluateSplits, StoreWriter,
-                               WholeEpochCsv, WorkerMean)
+from kerashw.training.callbacks import (Backup, BestWeights, CancelOnEvent, EpochProgress, EpochSaved, EvaluateSplits,
+                                       StoreWriter, WholeEpochCsv, WorkerMean)
 from kerashw.config import DataError, RunSpec, TrainOptions, unique
 from kerashw.identity import identify, identify_all
 from kerashw.listener import Listener
@@ -294,6 +294,8 @@ class Training:
             callbacks.insert(0, WorkerMean(self.strat))  # first: the others read the averaged logs
         if self.resumable:
             callbacks.append(Backup(files.backup, stop))  # last: after the epoch is stored, resume from it
+        if self.options.epoch_saved is not None:
+            callbacks.append(EpochSaved(self.options.epoch_saved, stop))  # the epoch's files are whole
         callbacks.append(CancelOnEvent(stop))
         return callbacks
 
