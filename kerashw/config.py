@@ -238,3 +238,6 @@ class TrainOptions:
     # called with the epoch count after each whole epoch's files (metrics.csv, best weights,
     # backup) are written: kerashw.training.onray sends the run folder home from here
     epoch_saved: Callable | None = None
+    # seconds between resume backups written to disk (None: training.callbacks.BACKUP_EVERY;
+    # 0: after every epoch, as --ray runs do, whose node may be lost at any time)
+    backup_every: float | None = None

@@ -45,6 +45,16 @@ class Task:
         spec names its data otherwise (the synthetic captcha default: its generator version)."""
         raise NotImplementedError
 
+    def data_source(self, spec, options):
+        """The local file or folder the run's data is read from (a Path), or None where the run
+        makes its data itself (the synthetic captchas). What `--ray` sends to a node."""
+        raise NotImplementedError
+
+    def relocate(self, spec, options, path):
+        """(spec, options) reading the data from `path`, a copy of data_source's file or folder
+        (on a Ray node); the run id is unchanged, since the data's fingerprint names it."""
+        raise NotImplementedError
+
     def prepare(self, spec, options):
         """The run's RunData (kerashw.rundata): pipelines, loss, metrics, evaluation."""
         raise NotImplementedError

@@ -409,15 +409,36 @@ class CtrlCAtEpoch(Listener):
             raise KeyboardInterrupt
 
 
+class StopAtEpoch(Listener):
+    """A stop request (the first Ctrl-C, SIGTERM, the TUI's cancel) as epoch N starts."""
+
+    def __init__(self, epoch, event):
+        self.epoch, self.event = epoch, event
+
+    def epoch_started(self, epoch, epochs, steps):
+        if epoch == self.epoch:
+            self.event.set()
+
+
 @pytest.mark.slow
 def test_an_interrupted_run_resumes_and_ends_as_if_never_stopped(store, tiny_mnist, tmp_path):
+    """Under the default checkpoint policy (a backup on disk at most every BACKUP_EVERY seconds,
+    the last whole epoch kept in memory) a stop request writes that epoch on the way out, and the
+    resume ends with the unbroken run's numbers. A hard stop (KeyboardInterrupt, a second Ctrl-C)
+    loses what was not yet on disk (here: all of it), and its resume is exact too."""
+    import threading
+
     options = TrainOptions(mnist=str(tiny_mnist))
     spec = RunSpec(epochs=4, limit=256, lr=0.01)
-    whole = train.run(spec, store=Store(tmp_path / "unbroken"), options=options)
-    with pytest.raises(KeyboardInterrupt):
-        train.run(spec, store=store, options=options, listener=CtrlCAtEpoch(3))
+    unbroken = Store(tmp_path / "unbroken")
+    whole = train.run(spec, store=unbroken, options=options)
+    stop = threading.Event()
+    first = train.run(spec, store=store, options=options, listener=StopAtEpoch(3, stop), cancel=stop)
     # the default policy: val every epoch, test once after the last (none yet: 2 epochs x train, val)
-    assert store.get(whole.run_id).status == "interrupted" and len(store.epochs(whole.run_id)) == 4
+    assert first.status == "interrupted" and len(store.epochs(whole.run_id)) == 4
+    backup = store.run_dir(whole.run_id) / "backup"
+    assert sorted(p.name for p in backup.iterdir()) == ["epoch-0002.weights.h5"]  # written at the stop
+    assert store.files(whole.run_id).best_weights.exists()  # the best epoch's weights went with it
 
     started = []
 
@@ -436,8 +457,29 @@ def test_an_interrupted_run_resumes_and_ends_as_if_never_stopped(store, tiny_mni
 
     assert numbers(resumed.final.values()) == numbers(whole.final.values())  # as if never stopped
     assert set(resumed.final) == {"train", "val", "test"}  # the test split, once, after the last epoch
-    assert _numbers(store.epochs(whole.run_id)) == _numbers(Store(tmp_path / "unbroken").epochs(whole.run_id))
-    assert not (store.run_dir(whole.run_id) / "backup").exists()  # a finished run keeps no backup
+    assert _numbers(store.epochs(whole.run_id)) == _numbers(unbroken.epochs(whole.run_id))
+    assert not backup.exists()  # a finished run keeps no backup
+    csv_rows = store.files(whole.run_id).metrics.read_text().splitlines()
+    assert [r.split(",")[0] for r in csv_rows[1:]] == ["0", "1", "2", "3"]
+
+    hard = Store(tmp_path / "hard")
+    with pytest.raises(KeyboardInterrupt):
+        train.run(spec, store=hard, options=options, listener=CtrlCAtEpoch(3))
+    assert hard.get(whole.run_id).status == "interrupted"
+    assert not (hard.run_dir(whole.run_id) / "backup").exists()  # nothing on disk yet: it starts over
+    again = train.run(spec, store=hard, options=options)
+    assert _numbers(hard.epochs(whole.run_id)) == _numbers(unbroken.epochs(whole.run_id))
+    assert again.status == "finished"
+
+
+def test_a_resume_drops_metrics_rows_after_its_backup(tmp_path):
+    from kerashw.training.train import keep_csv_rows
+
+    path = tmp_path / "metrics.csv"
+    path.write_text("epoch,loss\n0,2.5\n1,2.0\n2,1.5\n3,1.2\n")
+    keep_csv_rows(path, 2)  # the backup holds 2 epochs; rows 2 and 3 were written after it
+    assert path.read_text() == "epoch,loss\n0,2.5\n1,2.0\n"
+    keep_csv_rows(tmp_path / "none.csv", 2)  # no file yet: nothing to do
 
 
 def test_an_undecodable_image_names_itself_and_can_be_skipped(tmp_path, synth_folder):
@@ -528,7 +570,8 @@ def test_a_signal_at_any_step_or_inside_the_backup_write_resumes_exactly(tmp_pat
     it, leaves the previous epoch's backup whole, and the resume is exact too."""
     import keras
 
-    options = TrainOptions(mnist=str(tiny_mnist))
+    # a backup after every epoch (what --ray runs use), so that epoch 2's write can be interrupted
+    options = TrainOptions(mnist=str(tiny_mnist), backup_every=0.0)
     spec = RunSpec(epochs=3, limit=256, lr=0.01)
     unbroken_store = Store(tmp_path / "unbroken")
     whole = train.run(spec, store=unbroken_store, options=options)

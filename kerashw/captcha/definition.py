@@ -33,6 +33,16 @@ class CaptchaTask(Task):
 
         return folders.fingerprint(spec, options, fetch=fetch)
 
+    def data_source(self, spec, options):
+        from pathlib import Path
+
+        return Path(spec.data) if spec.data else None  # None: synthetic, made alike anywhere per seed
+
+    def relocate(self, spec, options, path):
+        import dataclasses
+
+        return dataclasses.replace(spec, data=str(path)), options
+
     def prepare(self, spec, options):
         from kerashw.captcha import task
 

@@ -101,7 +101,8 @@ class Driver:
         records = [r for r in self.store.epochs(run.spec.run_id) if r.epoch <= done] if done else []
         threads = max(1, int(self.ro.cpus_per_run))
         run.attempts += 1
-        run.gen = self._task().remote(run.spec.to_dict(), dataclasses.replace(self.options, progress=None),
+        options = dataclasses.replace(self.options, progress=None, backup_every=0.0)  # each epoch travels home
+        run.gen = self._task().remote(run.spec.to_dict(), options,
                                       self._data_ref(run.spec), folder, records, self._parent(run.spec), threads)
 
     # -- what comes back -----------------------------------------------------------------

@@ -59,17 +59,13 @@ def node_name() -> str:
 def localise(spec: RunSpec, options: TrainOptions, data, work: Path, node: str) -> tuple[RunSpec, TrainOptions]:
     """The spec and options pointing at this node's copy of the data; DataError unless the
     copy's fingerprint is the one the run id names (a node never trains other data)."""
+    from kerashw import tasks
     from kerashw.identity import identify
 
     if data is None:
         return spec, options
-    local = payload.unpack_data(data, work / "data")
-    if spec.task == "mnist":
-        options = dataclasses.replace(options, mnist=str(local))
-        here = identify(dataclasses.replace(spec, data_id=None), options, fetch=False)
-    else:
-        spec = dataclasses.replace(spec, data=str(local))
-        here = identify(dataclasses.replace(spec, data_id=None), options, fetch=False)
+    spec, options = tasks.get(spec.task).relocate(spec, options, payload.unpack_data(data, work / "data"))
+    here = identify(dataclasses.replace(spec, data_id=None), options, fetch=False)
     if here.data_id != spec.data_id:
         raise DataError(f"the data that reached {node} has fingerprint {here.data_id}, but run {spec.run_id} "
                         f"names {spec.data_id}: it changed on the way or on disk; train again")

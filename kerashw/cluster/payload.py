@@ -9,7 +9,7 @@ import tarfile
 from pathlib import Path
 
 from kerashw import atomic
-from kerashw.config import DataError, RunSpec, TrainOptions
+from kerashw.config import RunSpec, TrainOptions
 
 
 def pack_folder(folder, skip: tuple = ()) -> bytes:
@@ -62,17 +62,10 @@ def mirror(blob: bytes, into, under: str) -> None:
 
 
 def data_source(spec: RunSpec, options: TrainOptions) -> Path | None:
-    """The local file or folder a run's data is read from; None when a node makes it itself
-    (the synthetic captchas: deterministic per seed and generator version)."""
-    if spec.task == "mnist":
-        from kerashw.mnist.source import find_mnist
+    """The local file or folder a run's data is read from; None when a node makes it itself."""
+    from kerashw import tasks
 
-        path = find_mnist(options.mnist)
-        if path is None:
-            raise DataError("kerashw train --ray sends MNIST to the nodes from a local file: give --mnist "
-                            "FILE or set $KERASHW_MNIST (a node cannot download it for you)")
-        return path.resolve()
-    return Path(spec.data) if spec.data else None
+    return tasks.get(spec.task).data_source(spec, options)
 
 
 def pack_data(source: Path) -> tuple[str, bytes]:

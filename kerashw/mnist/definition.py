@@ -29,6 +29,21 @@ class MnistTask(Task):
 
         return source.fingerprint(spec, options, fetch=fetch)
 
+    def data_source(self, spec, options):
+        from kerashw.config import DataError
+        from kerashw.mnist.source import find_mnist
+
+        path = find_mnist(options.mnist)
+        if path is None:
+            raise DataError("MNIST travels to other machines from a local file: give --mnist FILE or set "
+                            "$KERASHW_MNIST (a node does not download it)")
+        return path.resolve()
+
+    def relocate(self, spec, options, path):
+        import dataclasses
+
+        return spec, dataclasses.replace(options, mnist=str(path))
+
     def prepare(self, spec, options):
         from kerashw.mnist import task
 

@@ -160,39 +160,86 @@ class WholeEpochCsv(keras.callbacks.CSVLogger):
             super().on_epoch_end(epoch, logs)
 
 
+# Seconds between backups written to disk: each write (Keras's save_weights, weights and
+# optimizer state) costs 0.12-0.14 s here against 0.01 s for a copy in memory, and a run stopped
+# by Ctrl-C or SIGTERM still writes its last whole epoch on the way out (Backup.on_train_end).
+# What a crash or kill -9 loses is at most this much training, resumed from the backup before.
+BACKUP_EVERY = 60.0
+
+
+def _state(model) -> list:
+    """Everything save_weights writes: the model's variables and the optimizer's."""
+    return list(model.variables) + (list(model.optimizer.variables) if model.optimizer is not None else [])
+
+
+def _copy(variables) -> list:
+    import numpy as np
+
+    return [np.array(v.numpy(), copy=True) for v in variables]
+
+
+def _assign(variables, values) -> None:
+    for v, x in zip(variables, values):
+        v.assign(x)
+
+
 class BestWeights(keras.callbacks.Callback):
-    """The weights of the best epoch by val top-1 (the first of equals), written atomically
-    when an epoch beats `best_so_far`; silent for an epoch cut short by a cancel."""
+    """The weights of the best epoch by val top-1 (the first of equals), kept in memory when an
+    epoch beats `best_so_far` and written atomically by `flush`: with each backup (so the file on
+    disk always belongs to the epochs the backup holds) and when training ends. Silent for an
+    epoch cut short by a cancel."""
 
     monitor = "val_top1"
 
     def __init__(self, path, best_so_far: float | None = None):
         super().__init__()
         self.path, self.best = Path(path), best_so_far
+        self.values = None  # the best epoch's state, not yet on disk
 
     def on_epoch_end(self, epoch, logs=None):
         value = (logs or {}).get(self.monitor)
         if value is None or math.isnan(value) or (self.best is not None and value <= self.best):
             return
-        self.best = value
-        with atomic.replacing(self.path) as tmp:
-            self.model.save_weights(str(tmp))
+        self.best, self.values = value, _copy(_state(self.model))
+
+    def flush(self) -> None:
+        if self.values is None:
+            return
+        variables = _state(self.model)
+        now = _copy(variables)
+        _assign(variables, self.values)
+        try:
+            with atomic.replacing(self.path) as tmp:
+                self.model.save_weights(str(tmp))
+        finally:
+            _assign(variables, now)
+        self.values = None
+
+    def on_train_end(self, logs=None):
+        self.flush()
 
 
 class Backup(keras.callbacks.Callback):
-    """What an interrupted run resumes from: the weights and optimizer state after each whole
+    """What an interrupted run resumes from: the weights and optimizer state after a whole
     epoch, one file `epoch-NNNN.weights.h5` in `backup_dir`, written atomically, the epoch
-    count in its name. A signal, a crash or a full disk mid-write leaves the previous
-    epoch's backup whole, and the count can never disagree with the weights it names.
-    Restored at the start of fit; not written for an epoch cut short by a cancel."""
+    count in its name. A signal, a crash or a full disk mid-write leaves the previous backup
+    whole, and the count can never disagree with the weights it names. Written when `every`
+    seconds have passed since the last one (0: after every epoch); in between the last whole
+    epoch is kept in memory and written when training ends early (a stop request).
+    `before_write` runs first (BestWeights.flush). Restored at the start of fit; never taken
+    from an epoch cut short by a cancel."""
 
     PATTERN = re.compile(r"epoch-(\d{4,})\.weights\.h5")
 
-    def __init__(self, backup_dir, cancel: threading.Event | None = None):
+    def __init__(self, backup_dir, cancel: threading.Event | None = None, *, every: float = BACKUP_EVERY,
+                 before_write=lambda: None):
         super().__init__()
-        self.dir, self.cancel = Path(backup_dir), cancel
+        self.dir, self.cancel, self.every, self.before_write = Path(backup_dir), cancel, every, before_write
+        self.pending = None  # (epochs, state) of the last whole epoch not yet on disk
+        self.written = time.monotonic()
 
     def on_train_begin(self, logs=None):
+        self.written = time.monotonic()
         path, _ = self.latest(self.dir)
         if path is None:
             return
@@ -203,13 +250,30 @@ class Backup(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         if _cancelled(self.cancel):
             return
+        if epoch + 1 >= self.params.get("epochs", 0):
+            self.pending = None  # the last epoch: the run is finished, nothing to resume
+        elif time.monotonic() - self.written >= self.every:
+            self.write(epoch + 1)
+        else:
+            self.pending = (epoch + 1, _copy(_state(self.model)))
+
+    def on_train_end(self, logs=None):
+        if self.pending is None:
+            return
+        epochs, values = self.pending  # training stopped inside a later epoch: back to the whole one
+        _assign(_state(self.model), values)
+        self.write(epochs)
+
+    def write(self, epochs: int) -> None:
+        self.before_write()
         self.dir.mkdir(parents=True, exist_ok=True)
-        path = self.dir / f"epoch-{epoch + 1:04d}.weights.h5"
+        path = self.dir / f"epoch-{epochs:04d}.weights.h5"
         with atomic.replacing(path) as tmp:
             self.model.save_weights(str(tmp))
         for old in self.dir.iterdir():  # only the newest is needed, and it is whole
             if old != path and (self.PATTERN.fullmatch(old.name) or old.name in self.LEGACY):
                 old.unlink(missing_ok=True)
+        self.pending, self.written = None, time.monotonic()
 
     # the layout of Keras's BackupAndRestore, which kerashw used before: still resumed from
     LEGACY = ("latest.weights.h5", "training_metadata.json", "latest.weights.h5.bkp", "training_metadata.json.bkp")

@@ -21,7 +21,7 @@ import keras
 
 from kerashw import __version__, atomic, tasks
 from kerashw.training import distribute, precision
-from kerashw.training.callbacks import (Backup, BestWeights, CancelOnEvent, EpochProgress, EpochSaved, EvaluateSplits,
+from kerashw.training.callbacks import (BACKUP_EVERY, Backup, BestWeights, CancelOnEvent, EpochProgress, EpochSaved, EvaluateSplits,
                                        StoreWriter, WholeEpochCsv, WorkerMean)
 from kerashw.config import DataError, RunSpec, TrainOptions, unique
 from kerashw.identity import identify, identify_all
@@ -65,6 +65,17 @@ def steps_per_execution(steps: int) -> int:
     see the same batches as an unbroken one. Epoch metrics stay exact."""
     most = max(1, min(32, steps // 50))
     return next(k for k in range(most, 0, -1) if steps % k == 0)
+
+
+def keep_csv_rows(path, epochs: int) -> None:
+    """metrics.csv without the rows of epochs after `epochs` (Keras numbers them from 0)."""
+    if not path.exists():
+        return
+    lines = path.read_text().splitlines(keepends=True)
+    kept = lines[:1] + [line for line in lines[1:] if line.split(",", 1)[0].isdigit()
+                        and int(line.split(",", 1)[0]) < epochs]
+    if kept != lines:
+        atomic.write_text(path, "".join(kept))
 
 
 def _best_val(history: list[PhaseRecord]) -> float | None:
@@ -253,6 +264,8 @@ class Training:
         start = lambda keep: store.start_run(spec.run_id, spec.task, spec.label(), spec.to_dict(), self.studies,
                                              self.params, versions(), keep_through=keep)
         start(done)
+        if done:  # a crash after the backup leaves later rows in metrics.csv: the resume writes them again
+            keep_csv_rows(files.metrics, done)
         self.history.extend(r for r in store.epochs(spec.run_id) if r.epoch <= done)
         if done and len({r.epoch for r in self.history}) != done:
             done, self.history[:] = 0, []  # the store lost some of those epochs: start over
@@ -282,18 +295,20 @@ class Training:
         passes = passes_per_epoch(data.n_train, spec.batch_size, spec.epochs, spec.min_steps)  # > 1 with min_steps
         sizes = {"train": data.n_train * passes, **{split: n for split, (_, n) in data.eval_sets.items()}}
         at_end = () if self.options.eval_test == "every" else tuple(s for s in data.eval_sets if s == "test")
+        best = BestWeights(files.best_weights, _best_val(self.history))  # best val top-1, in memory till written
         callbacks = [
             EpochProgress(self.listener, data.steps, spec.epochs),  # steps to the front end; epoch time
             EvaluateSplits(self.evaluate, data.eval_sets, stop, epochs=spec.epochs, at_end=at_end),  # full passes
             StoreWriter(self.write, data.to_record, sizes, spec.epochs, self.listener, stop),  # store + front end
             keras.callbacks.TerminateOnNaN(),
             WholeEpochCsv(str(files.metrics), append=bool(done), cancel=stop, at_end=at_end),
-            BestWeights(files.best_weights, _best_val(self.history)),  # best val top-1
+            best,
         ]
         if self.options.distribute == "multiworker":
             callbacks.insert(0, WorkerMean(self.strat))  # first: the others read the averaged logs
-        if self.resumable:
-            callbacks.append(Backup(files.backup, stop))  # last: after the epoch is stored, resume from it
+        if self.resumable:  # last: after the epoch is stored, resume from it; the best weights go with it
+            every = BACKUP_EVERY if self.options.backup_every is None else self.options.backup_every
+            callbacks.append(Backup(files.backup, stop, every=every, before_write=best.flush))
         if self.options.epoch_saved is not None:
             callbacks.append(EpochSaved(self.options.epoch_saved, stop))  # the epoch's files are whole
         callbacks.append(CancelOnEvent(stop))
