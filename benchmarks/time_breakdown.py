@@ -29,6 +29,9 @@ def main():
     ap.add_argument("--no-augment", action="store_true")
     ap.add_argument("--eval-test", choices=["end", "every"], default="end",
                     help="the test split after the last epoch only (the default), or after each")
+    ap.add_argument("--backup-every", type=float, default=None,
+                    help="seconds between resume backups on disk (0: every epoch, the old policy; default: "
+                         "training.callbacks.BACKUP_EVERY)")
     args = ap.parse_args()
     os.environ["KERASHW_CACHE"] = tempfile.mkdtemp(prefix="kerashw-cache-")  # a first run's cold cache
 
@@ -53,7 +56,8 @@ def main():
 
     store = Store(tempfile.mkdtemp(prefix="kerashw-store-"))
     started = time.perf_counter()
-    result = train.run(spec, store=store, listener=Clock(), options=TrainOptions(eval_test=args.eval_test))
+    result = train.run(spec, store=store, listener=Clock(), options=TrainOptions(eval_test=args.eval_test,
+                                                                                   backup_every=args.backup_every))
     startup = first_epoch[0] - started
     by_phase = {}
     for e in store.epochs(result.run_id):
@@ -62,7 +66,8 @@ def main():
     rest = result.elapsed - startup - by_phase["train"] - evaluation
     test = result.final["test"]
     print(f"\n{args.model}, {args.preprocess}, {args.epochs} epochs, augment {not args.no_augment}, "
-          f"{args.precision}, {args.data}, test evaluated {args.eval_test}")
+          f"{args.precision}, {args.data}, test evaluated {args.eval_test}, backup every "
+          f"{'(default)' if args.backup_every is None else args.backup_every} s")
     print("| part | seconds | share of the run |")
     print("|---|---|---|")
     parts = [("preprocessing (cold cache, before the run)", preprocessing), ("start-up", startup),

@@ -52,6 +52,7 @@ class _Run:
     started: bool = False
     params: tuple = (0, 0)
     node: str = ""
+    submitted: float = 0.0  # when it was first handed to Ray (perf_counter)
 
 
 class Driver:
@@ -101,6 +102,7 @@ class Driver:
         records = [r for r in self.store.epochs(run.spec.run_id) if r.epoch <= done] if done else []
         threads = max(1, int(self.ro.cpus_per_run))
         run.attempts += 1
+        run.submitted = run.submitted or time.perf_counter()
         options = dataclasses.replace(self.options, progress=None, backup_every=0.0)  # each epoch travels home
         run.gen = self._task().remote(run.spec.to_dict(), options,
                                       self._data_ref(run.spec), folder, records, self._parent(run.spec), threads)
@@ -164,6 +166,9 @@ class Driver:
                            self.store.epochs(spec.run_id), error)
         self.results[spec.run_id] = result
         self.listener.run_ended(result)
+        if run.node:  # what Ray costs around a run: a worker process, the data, the run folder, any wait for a CPU
+            self.listener.notice(f"run {spec.run_id}: {time.perf_counter() - run.submitted:.1f} s from submit to "
+                                 f"stored, {run.elapsed:.1f} s of it in training on {run.node}")
 
     def lost(self, run: _Run, exc: Exception) -> bool:
         """The run's node or worker was lost: start it again elsewhere from its last whole
