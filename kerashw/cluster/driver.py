@@ -53,6 +53,7 @@ class _Run:
     params: tuple = (0, 0)
     node: str = ""
     submitted: float = 0.0  # when it was first handed to Ray (perf_counter)
+    training_since: float = 0.0  # when the current attempt started training (perf_counter)
 
 
 class Driver:
@@ -88,15 +89,21 @@ class Driver:
         return self.data[source]
 
     def _parent(self, spec: RunSpec):
-        if spec.init_from is None:
-            return None
-        row = self.store.get(spec.init_from)
-        model = self.store.files(spec.init_from).model
+        """(id, spec, model bytes) of the finished run a fine-tuning starts from, or None."""
+        row = self.store.get(spec.init_from) if spec.init_from else None
+        model = self.store.files(spec.init_from).model if row else None
         if row is None or row.status != "finished" or not model.exists():
-            return None  # the node's warm start then says what is missing
+            return None
         return row.id, row.spec, model.read_bytes()
 
-    def submit(self, run: _Run) -> None:
+    def submit(self, run: _Run) -> bool:
+        """Hand the run to Ray; False when it cannot start (its --init-from run did not finish)."""
+        parent = self._parent(run.spec)
+        if run.spec.init_from and parent is None:
+            self.end(run, {"status": "failed", "elapsed": 0.0,
+                           "error": f"--init-from {run.spec.init_from}: that run is not finished in "
+                                    f"{self.store.path} (train it first)"}, None)
+            return False
         done = min(Backup.epochs_done(run.work / "backup"), run.spec.epochs)
         folder = payload.pack_folder(run.work, skip=("tensorboard",)) if done else None
         records = [r for r in self.store.epochs(run.spec.run_id) if r.epoch <= done] if done else []
@@ -105,7 +112,8 @@ class Driver:
         run.submitted = run.submitted or time.perf_counter()
         options = dataclasses.replace(self.options, progress=None, backup_every=0.0)  # each epoch travels home
         run.gen = self._task().remote(run.spec.to_dict(), options,
-                                      self._data_ref(run.spec), folder, records, self._parent(run.spec), threads)
+                                      self._data_ref(run.spec), folder, records, parent, threads)
+        return True
 
     # -- what comes back -----------------------------------------------------------------
     def on_event(self, run: _Run, event) -> bool:
@@ -115,6 +123,7 @@ class Driver:
             info = event[1]
             done = min(Backup.epochs_done(run.work / "backup"), spec.epochs)
             run.params, run.node, run.started = info["params"], info["node"], True
+            run.training_since = time.perf_counter()
             self.store.start_run(spec.run_id, spec.task, spec.label(), spec.to_dict(), self.studies,
                                  run.params, info["versions"], keep_through=done)
             self.listener.run_started(spec, run.index, self.total, run.params)
@@ -151,8 +160,9 @@ class Driver:
             self.store.start_run(spec.run_id, spec.task, spec.label(), spec.to_dict(), self.studies,
                                  keep_through=Backup.epochs_done(run.work / "backup"))
         final, best = summary.get("final"), summary.get("best")
-        if final is None:
-            final, best = _summarise(self.store.epochs(spec.run_id))
+        if final is None:  # no word from the node: the whole epochs this side holds
+            done = Backup.epochs_done(run.work / "backup")
+            final, best = _summarise([r for r in self.store.epochs(spec.run_id) if r.epoch <= done])
         stored = self.store.finish_run(spec.run_id, status, run.elapsed, final, best, summary.get("error"))
         if run.replacing:
             if status == "finished":
@@ -174,12 +184,13 @@ class Driver:
         """The run's node or worker was lost: start it again elsewhere from its last whole
         epoch, or store it failed after `attempts`; True when it was started again."""
         why = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+        if run.started:  # the lost attempt's training time, as this side saw it
+            run.elapsed += time.perf_counter() - run.training_since
         if run.attempts < self.ro.attempts:
             done = Backup.epochs_done(run.work / "backup")
             self.listener.notice(f"run {run.spec.run_id}: lost its node ({why}); starting it again on another "
                                  f"node from epoch {done + 1} (attempt {run.attempts + 1}/{self.ro.attempts})")
-            self.submit(run)
-            return True
+            return self.submit(run)
         self.end(run, {"status": "failed", "elapsed": 0.0,
                        "error": f"lost its node {run.attempts} times, the last: {why}"}, None)
         return False
@@ -210,8 +221,8 @@ class Driver:
                 busy = {r.spec.run_id for r in waiting} | {r.spec.run_id for r in active.values()}
                 for run in [r for r in waiting if r.spec.init_from not in busy]:
                     waiting.remove(run)
-                    self.submit(run)
-                    active[run.gen] = run
+                    if self.submit(run):
+                        active[run.gen] = run
                 if self.cancel is not None and self.cancel.is_set():
                     raise KeyboardInterrupt
                 ready, _ = ray.wait(list(active), num_returns=1, timeout=self.ro.poll)
@@ -238,7 +249,7 @@ class Driver:
             self.store.release(run.spec.run_id)
         for run in running:
             if run.started:
-                self.end(run, {"status": "interrupted", "elapsed": 0.0}, None)
+                self.end(run, {"status": "interrupted", "elapsed": time.perf_counter() - run.training_since}, None)
         # let the cancelled tasks clean their temporary folders (a cancel is a KeyboardInterrupt there)
         gens = [r.gen for r in running]
         deadline = time.monotonic() + 15
