@@ -40,6 +40,51 @@ def test_ray_without_the_extra_is_a_one_line_error(monkeypatch, tmp_path):
     assert not (tmp_path / "st").exists()  # nothing made
 
 
+def test_a_node_trains_only_the_data_its_run_id_names(tmp_path, synth_folder):
+    """What a node gets is checked against the run id's fingerprint: the same images in another
+    folder are the same run; an edited copy is refused, naming both fingerprints."""
+    import shutil
+
+    from kerashw.cluster import node, payload
+    from kerashw.config import DataError
+    from kerashw.identity import identify
+
+    spec = identify(RunSpec(task="captcha", model="resnet18_tiny", data=str(synth_folder), epochs=1))
+    here, _ = node.localise(spec, TrainOptions(), payload.pack_data(synth_folder), tmp_path / "n1", "node-a")
+    assert here.run_id == spec.run_id and here.data != spec.data and (tmp_path / "n1" / "data").is_dir()
+    edited = shutil.copytree(synth_folder, tmp_path / "edited", copy_function=shutil.copyfile)
+    sorted(edited.glob("*.png"))[0].write_bytes(b"other bytes")
+    with pytest.raises(DataError, match=rf"reached node-b has fingerprint \S+, but run {spec.run_id} names"):
+        node.localise(spec, TrainOptions(), payload.pack_data(edited), tmp_path / "n2", "node-b")
+
+
+def test_a_run_folder_travels_whole_and_only_the_newest_backup_stays(tmp_path):
+    from kerashw.cluster import payload
+
+    src = tmp_path / "src"
+    (src / "backup").mkdir(parents=True)
+    (src / "backup" / "epoch-0002.weights.h5").write_bytes(b"two")
+    (src / "metrics.csv").write_text("epoch\n0\n1\n")
+    (src / ".partial-1-model.keras").write_bytes(b"half")  # a write in progress never travels
+    home = tmp_path / "home"
+    (home / "backup").mkdir(parents=True)
+    (home / "backup" / "epoch-0001.weights.h5").write_bytes(b"one")
+    payload.mirror(payload.pack_folder(src), home, "backup")
+    assert sorted(p.relative_to(home).as_posix() for p in home.rglob("*") if p.is_file()) == \
+        ["backup/epoch-0002.weights.h5", "metrics.csv"]
+    import io
+    import tarfile
+
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        info = tarfile.TarInfo("../escape.txt")
+        info.size = 1
+        tar.addfile(info, io.BytesIO(b"x"))
+    with pytest.raises(ValueError, match="outside"):
+        payload.unpack(buf.getvalue(), home)
+    assert not (tmp_path / "escape.txt").exists()
+
+
 def test_ray_does_not_combine_with_workers(tmp_path):
     r = CliRunner().invoke(main, ["train", "--exp", "lr", "--ray", "--workers", "2", "--store", str(tmp_path / "st")])
     assert r.exit_code == 2 and "--ray" in r.output and "--workers" in r.output
@@ -88,18 +133,29 @@ class Seen(Listener):
 
 
 @pytest.mark.slow
-def test_a_study_on_two_nodes_stores_what_one_process_stores(cluster, tmp_path, tiny_mnist):
+def test_a_study_on_two_nodes_stores_what_one_process_stores(cluster, tmp_path, tiny_mnist, synth_folder):
     from kerashw.cluster.driver import RayOptions, run_study
     from kerashw.training import train
 
+    import shutil
+
     c, _ = cluster
     specs = [RunSpec.from_dict({**s.to_dict(), "epochs": 2, "limit": 128}) for s in get_study("lr").make()]
+    # a fourth run whose data fails on its node: an image there OpenCV cannot read
+    bad = shutil.copytree(synth_folder, tmp_path / "bad", copy_function=shutil.copyfile)
+    victim = sorted(bad.glob("*.png"))[0]
+    victim.write_bytes(b"not an image")
+    broken = RunSpec(task="captcha", model="resnet18_tiny", preprocess="original", data=str(bad), epochs=1, limit=32)
     options = TrainOptions(mnist=str(tiny_mnist))
     seen = Seen()
     on_ray = Store(tmp_path / "ray")
-    results = run_study(specs, store=on_ray, studies=["lr"], listener=seen, options=options,
+    results = run_study(specs + [broken], store=on_ray, studies=["lr"], listener=seen, options=options,
                         ray_options=RayOptions(address=c.address))
-    assert [r.status for r in results] == ["finished"] * 3
+    assert [r.status for r in results] == ["finished"] * 3 + ["failed"]  # the study went on
+    failed = on_ray.get(results[3].run_id)
+    assert failed.status == "failed" and re.search(rf"on \S+ \(node \w+\): DataError: .*{victim.name}: cannot read",
+                                                   failed.error), failed.error
+    results = results[:3]
     nodes = {m.group(1) for n in seen.notices if (m := re.search(r"\(node (\w+)\)", n))}
     assert len(nodes) == 2  # both worker nodes trained
     alone = Store(tmp_path / "one")
