@@ -156,14 +156,13 @@ def test_run_ids_are_pinned(monkeypatch):
         assert spec.resolved().run_id == run_id, spec
     studies = {"lr": ["bab6bc83aaf8", "0bd2bf2645c3", "164053a253b7"], "captcha-best": ["6f4bb65c0884"],
                "captcha-tiny": ["1744ece2cce2"], "captcha-preprocess": ["1fdafcf08d4d", "3593981a1c2e", "53da11655f1d"]}
-    # captcha-best and captcha-tiny went from 60 epochs to 30 (issue #24): their runs of 60
-    # epochs keep these ids (an --epochs 60 override gives them), the new recipe has new ones
-    sixty = {"captcha-best", "captcha-tiny"}
+    # captcha-tiny went from 60 epochs at 3e-3 to 30 at 5e-3 (issue #24): its older runs keep
+    # their id (those settings as overrides give it), the new recipe is a new run
     for name, ids in studies.items():
         specs = get_study(name).specs()
-        if name in sixty:
-            assert [s.resolved().epochs for s in specs] == [30]
-            specs = [dataclasses.replace(s, epochs=60) for s in specs]
+        if name == "captcha-tiny":
+            assert [(s.epochs, s.lr, s.warmup) for s in specs] == [(30, 5e-3, 2)]
+            specs = [dataclasses.replace(s, epochs=60, lr=3e-3, warmup=3) for s in specs]
         assert [s.resolved().run_id for s in specs] == ids, name
     monkeypatch.undo()  # today's generator: the synthetic-data runs are other runs, the rest the same
     assert baseline("captcha").resolved().run_id != "1fdafcf08d4d" and RunSpec().resolved().run_id == "bab6bc83aaf8"
