@@ -48,11 +48,19 @@ def main():
     preprocessing = time.perf_counter() - t0
 
     first_epoch = []
+    marks = []  # (time, what): epoch starts and the end of each epoch's last stored phase
 
     class Clock(Listener):
         def epoch_started(self, epoch, epochs, steps):
             if not first_epoch:
                 first_epoch.append(time.perf_counter())
+            marks.append((time.perf_counter(), "start"))
+
+        def phase_ended(self, record):
+            marks.append((time.perf_counter(), "phase"))
+
+        def run_ended(self, result):
+            marks.append((time.perf_counter(), "end"))
 
     store = Store(tempfile.mkdtemp(prefix="kerashw-store-"))
     started = time.perf_counter()
@@ -64,6 +72,11 @@ def main():
         by_phase[e.phase] = by_phase.get(e.phase, 0.0) + (e.seconds or 0.0)
     evaluation = by_phase.get("val", 0.0) + by_phase.get("test", 0.0)
     rest = result.elapsed - startup - by_phase["train"] - evaluation
+    # the rest, split: between an epoch's last stored phase and the next epoch's start (the CSV
+    # row, best weights, backup, Keras's own epoch end), and after the last one (the model
+    # saved, the test confusion matrix, the store's end)
+    between = sum(t1 - t0 for (t0, a), (t1, b) in zip(marks, marks[1:]) if a == "phase" and b == "start")
+    after = next((t1 - t0 for (t0, a), (t1, b) in zip(marks, marks[1:]) if a == "phase" and b == "end"), 0.0)
     test = result.final["test"]
     print(f"\n{args.model}, {args.preprocess}, {args.epochs} epochs, augment {not args.no_augment}, "
           f"{args.precision}, {args.data}, test evaluated {args.eval_test}, backup every "
@@ -72,7 +85,9 @@ def main():
     print("|---|---|---|")
     parts = [("preprocessing (cold cache, before the run)", preprocessing), ("start-up", startup),
              ("training", by_phase["train"]), ("evaluation: val", by_phase.get("val", 0.0)),
-             ("evaluation: test", by_phase.get("test", 0.0)), ("the rest (save, confusion, store)", rest)]
+             ("evaluation: test", by_phase.get("test", 0.0)), ("the rest (save, confusion, store)", rest),
+             ("  of it: between epochs (CSV, best weights, backup, Keras)", between),
+             ("  of it: after the last epoch (model saved, confusion, store)", after)]
     for name, secs in parts:
         share = "" if name.startswith("preprocessing") else f"{100 * secs / result.elapsed:.1f} %"
         print(f"| {name} | {secs:.1f} | {share} |")

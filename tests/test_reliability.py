@@ -661,7 +661,7 @@ def test_steps_per_execution_divides_the_epoch():
     for steps in (1, 7, 49, 50, 103, 150, 188, 1000, 1601, 4096):
         k = steps_per_execution(steps)
         assert 1 <= k <= 32 and steps % k == 0, (steps, k)
-    assert steps_per_execution(1600) == 32 and steps_per_execution(188) == 2
+    assert steps_per_execution(1600) == 32 and steps_per_execution(188) == 4
 
 
 @pytest.mark.slow

@@ -140,8 +140,11 @@ def test_keyboard_interrupt_is_stored(store, tiny_mnist):
 
 def test_steps_per_execution_keeps_progress_updates():
     assert train.steps_per_execution(12_000) == 32
-    assert train.steps_per_execution(750) == 15
+    assert train.steps_per_execution(750) == 30
+    assert train.steps_per_execution(63) == 7  # captchas: 3,986 at batch 64, 9 updates an epoch
     assert train.steps_per_execution(47) == 1
+    for steps in (8, 63, 74, 188, 750, 12_000):  # the bar moves at least 8 times an epoch
+        assert steps // train.steps_per_execution(steps) >= 8
 
 
 def test_cosine_schedule_warms_up_then_decays_and_adamw_decays_weights():

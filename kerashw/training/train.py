@@ -58,12 +58,13 @@ def versions() -> dict:
 
 
 def steps_per_execution(steps: int) -> int:
-    """Run several steps per call to cut Keras's ~5 ms per-step overhead on CPU, but keep
-    about 50 progress updates per epoch. Always a divisor of the epoch's steps: Keras takes
-    whole executions from the stream, so otherwise an epoch would end inside the next
-    epoch's shuffle and a resumed run (which restarts the stream at its epoch) would not
-    see the same batches as an unbroken one. Epoch metrics stay exact."""
-    most = max(1, min(32, steps // 50))
+    """Run several steps per call to cut Keras's per-step overhead (Python, callbacks: 3-4 ms of
+    resnet18_mod's 68 ms step here, 5-8 % at 7-21 steps a call; docs/results/performance.md),
+    keeping at least 8 progress updates an epoch (the bar moves once a call). Always a divisor
+    of the epoch's steps: Keras takes whole executions from the stream, so otherwise an epoch
+    would end inside the next epoch's shuffle and a resumed run (which restarts the stream at
+    its epoch) would not see the same batches as an unbroken one. Epoch metrics stay exact."""
+    most = max(1, min(32, steps // 8))
     return next(k for k in range(most, 0, -1) if steps % k == 0)
 
 
