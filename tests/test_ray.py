@@ -90,25 +90,43 @@ def test_ray_does_not_combine_with_workers(tmp_path):
     assert r.exit_code == 2 and "--ray" in r.output and "--workers" in r.output
 
 
-def ray_tmp(tmp_path) -> str:
-    """A folder for Ray's session, under pytest's base folder and with a short name: Ray's
-    sockets live in it, and a socket's path has at most 107 characters (tmp_path's long
-    test name would pass it)."""
-    import tempfile
-
-    base = tmp_path.parents[1] if tmp_path.parent.name.startswith("popen-gw") else tmp_path.parent
-    return tempfile.mkdtemp(prefix="r", dir=base)
+# Ray's sockets live in its session folder, "<dir>/ray/session_<date>_<time>_<us>_<pid>/sockets/
+# plasma_store", and a Unix socket's path has at most 107 characters
+SOCKET_TAIL = len("/ray/session_2026-12-05_07-59-58_240945_1234567/sockets/plasma_store")
 
 
 @pytest.fixture
-def cluster(tmp_path, monkeypatch):
+def ray_dir(tmp_path):
+    """A folder for Ray's session with a short path: under pytest's base folder (tmp_path's
+    long test name would pass the socket limit), else beside it in the suite's own temporary
+    folder; removed afterwards either way."""
+    import shutil
+
+    root = tmp_path.parents[1] if tmp_path.parent.name.startswith("popen-gw") else tmp_path.parent
+    for base in (root, root.parent):
+        for i in range(1000):
+            folder = base / f"r{i}"
+            if len(str(folder)) + SOCKET_TAIL > 107:
+                break
+            try:
+                folder.mkdir()
+            except FileExistsError:
+                continue
+            yield str(folder)
+            shutil.rmtree(folder, ignore_errors=True)
+            return
+    pytest.fail(f"no folder near {root} is short enough for Ray's sockets (107 characters)")
+
+
+@pytest.fixture
+def cluster(ray_dir, monkeypatch):
     """A head node with no CPU (nothing trains beside the driver) and two one-CPU workers."""
     ray = pytest.importorskip("ray", reason='Ray is an optional extra: pip install "kerashw[ray]"')
     from ray.cluster_utils import Cluster
 
     # Ray's session folder and its workers' temporary files under this test's tmp_path; a short
     # name, since Ray's sockets live there and a socket path has at most 107 characters
-    monkeypatch.setenv("RAY_TMPDIR", ray_tmp(tmp_path))
+    monkeypatch.setenv("RAY_TMPDIR", ray_dir)
     monkeypatch.setenv("RAY_AUTH_MODE", "disabled")
     c = Cluster(initialize_head=True, head_node_args={"num_cpus": 0, "include_dashboard": False})
     nodes = [c.add_node(num_cpus=1) for _ in range(2)]
@@ -221,12 +239,12 @@ def test_a_node_lost_mid_run_and_a_cancel_lose_nothing(cluster, tmp_path, mnist_
 
 
 @pytest.mark.slow
-def test_the_cli_trains_a_study_on_a_ray_it_starts(tmp_path, tiny_mnist):
+def test_the_cli_trains_a_study_on_a_ray_it_starts(tmp_path, tiny_mnist, ray_dir):
     """`kerashw train --exp lr --epochs 2 --ray`, as a user types it: a local Ray for the command."""
     pytest.importorskip("ray", reason='Ray is an optional extra: pip install "kerashw[ray]"')
     import os
 
-    env = {**os.environ, "RAY_TMPDIR": ray_tmp(tmp_path), "RAY_AUTH_MODE": "disabled", "TF_CPP_MIN_LOG_LEVEL": "2"}
+    env = {**os.environ, "RAY_TMPDIR": ray_dir, "RAY_AUTH_MODE": "disabled", "TF_CPP_MIN_LOG_LEVEL": "2"}
     cmd = [sys.executable, "-m", "kerashw.cli", "train", "--exp", "lr", "--epochs", "2", "--limit", "128",
            "--mnist", str(tiny_mnist), "--store", str(tmp_path / "st"), "--ray"]
     r = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
