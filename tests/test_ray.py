@@ -6,6 +6,7 @@ import re
 import subprocess
 import sys
 import threading
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -170,6 +171,9 @@ def test_a_study_on_two_nodes_stores_what_one_process_stores(cluster, tmp_path, 
     results = run_study(specs + [broken], store=on_ray, studies=["lr"], listener=seen, options=options,
                         ray_options=RayOptions(address=c.address))
     assert [r.status for r in results] == ["finished"] * 3 + ["failed"]  # the study went on
+    import tempfile  # the nodes' temporary folders (a copy of the data each) are gone with their runs
+
+    assert not list(Path(tempfile.gettempdir()).glob("kerashw-node-*"))
     failed = on_ray.get(results[3].run_id)
     assert failed.status == "failed" and re.search(rf"on \S+ \(node \w+\): DataError: .*{victim.name}: cannot read",
                                                    failed.error), failed.error

@@ -19,7 +19,6 @@ import shutil
 import socket
 import tempfile
 import threading
-import traceback
 from pathlib import Path
 
 from kerashw.cluster import payload
@@ -93,52 +92,65 @@ def restore(store, spec: RunSpec, folder: bytes | None, records: list, parent) -
 
 def train_on_node(spec_dict: dict, options: TrainOptions, data, folder: bytes | None, records: list,
                   parent, threads: int):
-    """The Ray task (a generator); see the module's docstring for what it yields."""
+    """The Ray task (a generator); see the module's docstring for what it yields. Its temporary
+    folder is removed before the last event goes out: once the caller has that event it may
+    shut Ray down, and a worker stopped then never reaches a `finally`."""
+    node = node_name()
+    work = Path(tempfile.mkdtemp(prefix="kerashw-node-"))
+    stop = threading.Event()
+    worker: list = []
+    ended = None
+    try:
+        for event in _events(spec_dict, options, data, folder, records, parent, threads, node, work, stop, worker):
+            if event[0] == "ended":
+                ended = event
+                break
+            yield event
+    except Exception as exc:  # before training: the data, the restore
+        ended = ("ended", {"status": "failed", "error": f"on {node}: {type(exc).__name__}: {exc}",
+                           "elapsed": 0.0}, None)
+    finally:  # also a cancel from the local process (KeyboardInterrupt in this thread)
+        stop.set()  # the run stops at its next step
+        for thread in worker:
+            thread.join(timeout=60)
+        shutil.rmtree(work, ignore_errors=True)
+    if ended is not None:
+        yield ended
+
+
+def _events(spec_dict, options, data, folder, records, parent, threads, node, work: Path, stop, worker: list):
     from kerashw.store import Store
     from kerashw.training import distribute, train
 
-    node = node_name()
-    work = Path(tempfile.mkdtemp(prefix="kerashw-node-"))
     events: queue.Queue = queue.Queue()
-    stop = threading.Event()
     box: dict = {}
-    worker = None
-    try:
-        distribute.configure_threads(threads)  # a fresh process per run (max_calls=1): before TF's first op
-        spec, options = localise(RunSpec.from_dict(spec_dict), options, data, work, node)
-        store = Store(work / "store")
-        restore(store, spec, folder, records, parent)
-        run_dir = store.run_dir(spec.run_id)
-        options = dataclasses.replace(
-            options, threads=threads, progress=None,
-            epoch_saved=lambda n: events.put(("saved", n, payload.pack_folder(run_dir, skip=("tensorboard",)))))
+    distribute.configure_threads(threads)  # a fresh process per run (max_calls=1): before TF's first op
+    spec, options = localise(RunSpec.from_dict(spec_dict), options, data, work, node)
+    store = Store(work / "store")
+    restore(store, spec, folder, records, parent)
+    run_dir = store.run_dir(spec.run_id)
+    options = dataclasses.replace(
+        options, threads=threads, progress=None,
+        epoch_saved=lambda n: events.put(("saved", n, payload.pack_folder(run_dir, skip=("tensorboard",)))))
 
-        def body():
-            try:
-                box["result"] = train.run(spec, store=store, listener=_Forward(events, node), cancel=stop,
-                                          options=options)
-            except BaseException as exc:  # stored failed in the private store; told to the caller
-                box["error"] = f"on {node}: {type(exc).__name__}: {exc}"
-                box["trace"] = traceback.format_exc(limit=5)
-            finally:
-                events.put(_END)
+    def body():
+        try:
+            box["result"] = train.run(spec, store=store, listener=_Forward(events, node), cancel=stop,
+                                      options=options)
+        except BaseException as exc:  # stored failed in the private store; told to the caller
+            box["error"] = f"on {node}: {type(exc).__name__}: {exc}"
+        finally:
+            events.put(_END)
 
-        worker = threading.Thread(target=body, name=f"kerashw-run-{spec.run_id}", daemon=True)
-        worker.start()
-        while (event := events.get()) is not _END:
-            yield event
-        result = box.get("result")
-        if result is None:
-            yield "ended", {"status": "failed", "error": box["error"], "elapsed": 0.0}, None
-            return
-        summary = {"status": result.status, "error": result.error, "elapsed": result.elapsed,
-                   "final": result.final, "best": result.best}
-        yield "ended", summary, payload.pack_folder(run_dir) if run_dir.exists() else None
-    except Exception as exc:  # before training: the data, the restore
-        yield "ended", {"status": "failed", "error": f"on {node}: {type(exc).__name__}: {exc}",
-                        "elapsed": 0.0}, None
-    finally:  # also a cancel from the local process (KeyboardInterrupt in this thread)
-        stop.set()  # the run stops at its next step
-        if worker is not None:
-            worker.join(timeout=60)
-        shutil.rmtree(work, ignore_errors=True)
+    thread = threading.Thread(target=body, name=f"kerashw-run-{spec.run_id}", daemon=True)
+    worker.append(thread)
+    thread.start()
+    while (event := events.get()) is not _END:
+        yield event
+    result = box.get("result")
+    if result is None:
+        yield "ended", {"status": "failed", "error": box["error"], "elapsed": 0.0}, None
+        return
+    summary = {"status": result.status, "error": result.error, "elapsed": result.elapsed,
+               "final": result.final, "best": result.best}
+    yield "ended", summary, payload.pack_folder(run_dir) if run_dir.exists() else None
