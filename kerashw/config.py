@@ -236,7 +236,7 @@ class TrainOptions:
     # each epoch, for the curve. Val is evaluated every epoch either way (best weights follow it).
     eval_test: str = "end"
     # called with the epoch count after each whole epoch's files (metrics.csv, best weights,
-    # backup) are written: kerashw.training.onray sends the run folder home from here
+    # backup) are written: kerashw.cluster.node sends the run folder home from here
     epoch_saved: Callable | None = None
     # seconds between resume backups written to disk (None: training.callbacks.BACKUP_EVERY;
     # 0: after every epoch, as --ray runs do, whose node may be lost at any time)

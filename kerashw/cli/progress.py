@@ -121,7 +121,7 @@ def run_with_progress(console: Console, specs, store: Store, studies, *, force=F
                                       force=force, options=options, force_before=force_before)
     except KeyboardInterrupt:  # a signal outside the training loop, or a second Ctrl-C
         listener.stop_bar()
-        _interrupted(console, store, listener.stored_interrupted)
+        _interrupted(console, store, [listener.stored_interrupted] if listener.stored_interrupted else [])
         return 130
     except DataError as exc:
         listener.stop_bar()
@@ -141,7 +141,7 @@ def run_with_progress(console: Console, specs, store: Store, studies, *, force=F
         console.print(tables.rich_table(headers, table_rows, title="summary"))
     stopped = [r.run_id for r in results if r.status == "interrupted"]
     if stopped:  # a signal inside the training loop (on Ray, several runs can be in training)
-        _interrupted(console, store, ", ".join(stopped))
+        _interrupted(console, store, stopped)
         return 130
     failed = [r for r in results if r.status == "failed"]
     if failed:
@@ -151,12 +151,13 @@ def run_with_progress(console: Console, specs, store: Store, studies, *, force=F
     return 1 if failed else 0
 
 
-def _interrupted(console: Console, store: Store, run_id: str | None) -> None:
+def _interrupted(console: Console, store: Store, run_ids: list[str]) -> None:
     """What was kept, and the user's own command, every option kept, so the resume trains what
     was asked."""
-    if run_id:
-        what = f"Run {run_id} {'are' if ',' in run_id else 'is'} stored as interrupted and resume" \
-               f"{'' if ',' in run_id else 's'} from {'their' if ',' in run_id else 'its'} last whole epoch"
+    if len(run_ids) == 1:
+        what = f"Run {run_ids[0]} is stored as interrupted and resumes from its last whole epoch"
+    elif run_ids:  # --ray: several runs were in training
+        what = f"Runs {', '.join(run_ids)} are stored as interrupted and resume from their last whole epoch"
     else:
         what = "Nothing of the current run was stored (it had not started training)"
     console.print(f"\n[yellow]Interrupted.[/yellow] {what}; finished runs are kept in {escape(str(store.path))}.")

@@ -14,7 +14,7 @@ import dataclasses
 import json
 import shutil
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from kerashw import atomic
@@ -26,7 +26,8 @@ from kerashw.listener import Listener
 from kerashw.record import PhaseRecord
 from kerashw.store import Store
 from kerashw.training.callbacks import Backup
-from kerashw.training.train import RunResult, _summarise
+from kerashw import tasks
+from kerashw.training.train import RunResult, _summarise, skipped_result
 
 
 @dataclass(frozen=True)
@@ -55,6 +56,10 @@ class _Run:
     submitted: float = 0.0  # when it was first handed to Ray (perf_counter)
     training_since: float = 0.0  # when the current attempt started training (perf_counter)
 
+    def done(self) -> int:
+        """The whole epochs the backup this side holds has: where the run goes on from."""
+        return min(Backup.epochs_done(self.work / "backup"), self.spec.epochs)
+
 
 class Driver:
     """One `--ray` study: submit, follow, store. `run_study` makes one."""
@@ -81,7 +86,7 @@ class Driver:
         return self.remote
 
     def _data_ref(self, spec: RunSpec):
-        source = payload.data_source(spec, self.options)
+        source = tasks.get(spec.task).data_source(spec, self.options)
         if source is None:
             return None
         if source not in self.data:
@@ -104,7 +109,7 @@ class Driver:
                            "error": f"--init-from {run.spec.init_from}: that run is not finished in "
                                     f"{self.store.path} (train it first)"}, None)
             return False
-        done = min(Backup.epochs_done(run.work / "backup"), run.spec.epochs)
+        done = run.done()
         folder = payload.pack_folder(run.work, skip=("tensorboard",)) if done else None
         records = [r for r in self.store.epochs(run.spec.run_id) if r.epoch <= done] if done else []
         threads = max(1, int(self.ro.cpus_per_run))
@@ -121,11 +126,10 @@ class Driver:
         kind, spec = event[0], run.spec
         if kind == "started":
             info = event[1]
-            done = min(Backup.epochs_done(run.work / "backup"), spec.epochs)
             run.params, run.node, run.started = info["params"], info["node"], True
             run.training_since = time.perf_counter()
             self.store.start_run(spec.run_id, spec.task, spec.label(), spec.to_dict(), self.studies,
-                                 run.params, info["versions"], keep_through=done)
+                                 run.params, info["versions"], keep_through=run.done())
             self.listener.run_started(spec, run.index, self.total, run.params)
             self.listener.notice(f"run {spec.run_id} trains on {run.node}")
         elif kind == "record":
@@ -158,10 +162,10 @@ class Driver:
             shutil.rmtree(run.work / "backup", ignore_errors=True)  # only an unfinished run resumes
         if not run.started:  # it failed before training: stored failed all the same, as a study does
             self.store.start_run(spec.run_id, spec.task, spec.label(), spec.to_dict(), self.studies,
-                                 keep_through=Backup.epochs_done(run.work / "backup"))
+                                 keep_through=run.done())
         final, best = summary.get("final"), summary.get("best")
         if final is None:  # no word from the node: the whole epochs this side holds
-            done = Backup.epochs_done(run.work / "backup")
+            done = run.done()
             final, best = _summarise([r for r in self.store.epochs(spec.run_id) if r.epoch <= done])
         stored = self.store.finish_run(spec.run_id, status, run.elapsed, final, best, summary.get("error"))
         if run.replacing:
@@ -187,9 +191,8 @@ class Driver:
         if run.started:  # the lost attempt's training time, as this side saw it
             run.elapsed += time.perf_counter() - run.training_since
         if run.attempts < self.ro.attempts:
-            done = Backup.epochs_done(run.work / "backup")
             self.listener.notice(f"run {run.spec.run_id}: lost its node ({why}); starting it again on another "
-                                 f"node from epoch {done + 1} (attempt {run.attempts + 1}/{self.ro.attempts})")
+                                 f"node from epoch {run.done() + 1} (attempt {run.attempts + 1}/{self.ro.attempts})")
             return self.submit(run)
         self.end(run, {"status": "failed", "elapsed": 0.0,
                        "error": f"lost its node {run.attempts} times, the last: {why}"}, None)
@@ -202,16 +205,9 @@ class Driver:
         waiting: list[_Run] = []
         for i, spec in enumerate(specs, start=1):
             claim = self.store.claim(spec.run_id, force=self.force)
-            if claim.verdict == "owned":
-                self.listener.run_skipped(spec, i, len(specs), f"being trained by {claim.owner}")
-                self.results[spec.run_id] = RunResult(spec.run_id, spec, "skipped", error=f"owned by {claim.owner}")
-            elif claim.verdict == "finished":
-                self.store.add_studies(spec.run_id, self.studies)
-                row = self.store.get(spec.run_id)
-                self.listener.run_skipped(spec, i, len(specs), "finished")
-                self.results[spec.run_id] = RunResult(spec.run_id, spec, "skipped", row.elapsed or 0.0,
-                                                      (row.trainable_params or 0, row.total_params or 0),
-                                                      row.final, row.best)
+            skipped = skipped_result(claim, spec, self.store, self.studies, self.listener, i, len(specs))
+            if skipped is not None:
+                self.results[spec.run_id] = skipped
             else:
                 waiting.append(_Run(spec, i, self.store.work_dir(spec.run_id, claim.replacing), claim.replacing))
         active: dict = {}
@@ -284,7 +280,7 @@ def run_study(specs, *, store: Store, studies=(), listener: Listener | None = No
     listener = listener or Listener()
     specs = unique(identify_all(specs, options))  # a bad data folder fails here, before any task
     for spec in specs:
-        payload.data_source(spec, options)  # MNIST must be a local file to travel
+        tasks.get(spec.task).data_source(spec, options)  # MNIST must be a local file to travel
     started = connect(ray, ray_options.address)
     try:
         return Driver(store, studies, listener, options, ray_options, force, cancel).run(specs)

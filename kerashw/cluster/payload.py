@@ -9,7 +9,6 @@ import tarfile
 from pathlib import Path
 
 from kerashw import atomic
-from kerashw.config import RunSpec, TrainOptions
 
 
 def pack_folder(folder, skip: tuple = ()) -> bytes:
@@ -23,11 +22,6 @@ def pack_folder(folder, skip: tuple = ()) -> bytes:
             if path.is_file() and rel.parts[0] not in skip and not path.name.startswith(".partial-"):
                 tar.add(path, arcname=str(rel), recursive=False)
     return buf.getvalue()
-
-
-def names(blob: bytes) -> list[str]:
-    with tarfile.open(fileobj=io.BytesIO(blob)) as tar:
-        return [m.name for m in tar.getmembers() if m.isfile()]
 
 
 def unpack(blob: bytes, into) -> list[Path]:
@@ -59,13 +53,6 @@ def mirror(blob: bytes, into, under: str) -> None:
         for path in folder.rglob("*"):
             if path.is_file() and path.resolve() not in kept:
                 path.unlink(missing_ok=True)
-
-
-def data_source(spec: RunSpec, options: TrainOptions) -> Path | None:
-    """The local file or folder a run's data is read from; None when a node makes it itself."""
-    from kerashw import tasks
-
-    return tasks.get(spec.task).data_source(spec, options)
 
 
 def pack_data(source: Path) -> tuple[str, bytes]:

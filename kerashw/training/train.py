@@ -355,6 +355,22 @@ class Training:
         return result
 
 
+def skipped_result(claim: Claim, spec: RunSpec, store: Store, studies, listener: Listener, index: int,
+                   total: int) -> RunResult | None:
+    """A study's run that is not trained here: owned by another live trainer, or finished (then
+    it joins these studies and its stored numbers are the result); None when it is claimed."""
+    if claim.verdict == "owned":
+        listener.run_skipped(spec, index, total, f"being trained by {claim.owner}")
+        return RunResult(spec.run_id, spec, "skipped", error=f"owned by {claim.owner}")
+    if claim.verdict == "finished":
+        store.add_studies(spec.run_id, studies)
+        row = store.get(spec.run_id)
+        listener.run_skipped(spec, index, total, "finished")
+        return RunResult(spec.run_id, spec, "skipped", row.elapsed or 0.0,
+                         (row.trainable_params or 0, row.total_params or 0), row.final, row.best)
+    return None
+
+
 def run_study(specs, *, store: Store, studies=(), listener: Listener | None = None,
               force: bool = False, cancel: threading.Event | None = None,
               options: TrainOptions = TrainOptions(), force_before: float | None = None) -> list[RunResult]:
@@ -382,17 +398,9 @@ def run_study(specs, *, store: Store, studies=(), listener: Listener | None = No
                 if not chief:
                     store.release(spec.run_id)
                     continue
-            if claim.verdict == "owned":
-                listener.run_skipped(spec, i, len(specs), f"being trained by {claim.owner}")
-                results.append(RunResult(spec.run_id, spec, "skipped", error=f"owned by {claim.owner}"))
-                continue
-            if claim.verdict == "finished":
-                store.add_studies(spec.run_id, studies)
-                row = store.get(spec.run_id)
-                listener.run_skipped(spec, i, len(specs), "finished")
-                results.append(RunResult(spec.run_id, spec, "skipped", row.elapsed or 0.0,
-                                         (row.trainable_params or 0, row.total_params or 0),
-                                         row.final, row.best))
+            skipped = skipped_result(claim, spec, store, studies, listener, i, len(specs))
+            if skipped is not None:
+                results.append(skipped)
                 continue
             try:
                 result = run(spec, store=store, studies=studies, listener=listener, cancel=cancel,
