@@ -3,6 +3,7 @@
 kerashw.models; PyTorch's default init. torch is a benchmark-only dependency."""
 from __future__ import annotations
 
+import torch
 import torch.nn as nn
 
 HEADS = 4
@@ -39,18 +40,43 @@ class FourHeads(nn.Module):
         return [h(f) for h in self.heads]
 
 
-def resnet18(num_classes=19, in_ch=3, channels=(64, 64, 128, 256, 512)):
-    layers = [nn.Conv2d(in_ch, channels[0], 7, 2, 3, bias=False), nn.BatchNorm2d(channels[0]),
-              nn.ReLU(), nn.MaxPool2d(3, 2, 1)]
+class PositionHeads(nn.Module):
+    """blocks.apply_position_pool, then the four heads: a 1x1 conv scores every cell of the
+    feature map for each position, a softmax over the cells weights them, and head k reads
+    position k's weighted average of the features."""
+
+    def __init__(self, body, features, num_classes):
+        super().__init__()
+        self.body = body
+        self.scores = nn.Conv2d(features, HEADS, 1)
+        self.heads = nn.ModuleList(nn.Linear(features, num_classes) for _ in range(HEADS))
+
+    def forward(self, x):
+        f = self.body(x)
+        weights = self.scores(f).flatten(2).softmax(-1)  # (batch, positions, cells)
+        pooled = torch.bmm(weights, f.flatten(2).transpose(1, 2))  # (batch, positions, channels)
+        return [h(pooled[:, k]) for k, h in enumerate(self.heads)]
+
+
+def resnet18(num_classes=19, in_ch=3, channels=(64, 64, 128, 256, 512), pool="avg", stem_pool=True):
+    layers = [nn.Conv2d(in_ch, channels[0], 7, 2, 3, bias=False), nn.BatchNorm2d(channels[0]), nn.ReLU()]
+    if stem_pool:
+        layers.append(nn.MaxPool2d(3, 2, 1))
     cin = channels[0]
     for cout, stride in zip(channels[1:], (1, 2, 2, 2)):
         layers += [Block(cin, cout, stride), Block(cout, cout, 1)]
         cin = cout
+    if pool == "position":
+        return PositionHeads(nn.Sequential(*layers), cin, num_classes)
     return FourHeads(nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten()), cin, num_classes)
 
 
 def resnet18_mod(num_classes=19, in_ch=3):
     return resnet18(num_classes, in_ch, channels=(16, 16, 16, 32, 32))
+
+
+SLIM = (16, 16, 16, 32, 32)
+TINY = (6, 8, 8, 16, 16)
 
 
 def baseline(num_classes=19, in_ch=3, height=50, width=130):
@@ -78,4 +104,7 @@ def mnist_nn(num_classes=10):
                          nn.Linear(128, num_classes))
 
 
-MODELS = {"nn": mnist_nn, "resnet18_mod": resnet18_mod, "baseline": baseline, "resnet18": resnet18}
+MODELS = {"nn": mnist_nn, "resnet18_mod": resnet18_mod, "baseline": baseline, "resnet18": resnet18,
+          # kerashw.captcha.models.SLIM_VARIANTS: position pooling; _hr without the stem's max pool
+          "resnet18_mod_hr": lambda num_classes=19, in_ch=3: resnet18(num_classes, in_ch, SLIM, "position", False),
+          "resnet18_tiny_hr": lambda num_classes=19, in_ch=3: resnet18(num_classes, in_ch, TINY, "position", False)}

@@ -12,12 +12,71 @@ Every weight layer goes through `conv2d` / `dense`, so the weight initialisation
 """
 from __future__ import annotations
 
+import contextlib
 import math
 
 import keras
 from keras import layers
 
 INITS = ("torch", "keras")
+
+
+@keras.saving.register_keras_serializable(package="kerashw")
+class FusedBatchNormalization(layers.BatchNormalization):
+    """Keras's BatchNormalization, the same weights, config and inference, but training
+    through TensorFlow's fused kernel: one FusedBatchNormV3 op (oneDNN's on a CPU, fused
+    with the ReLU after it by Grappler) and one gradient op per layer. Keras 3 computes
+    moments, then normalises, as a dozen small ops over the whole activation and as many
+    again backwards: for 16-32 channels those memory passes cost as much as the
+    convolutions (docs/results/performance.md). Batch statistics are the same (the
+    moving variance gets Keras's biased batch variance, not the kernel's Bessel-corrected
+    one); sums run in another order, so a run's numbers differ from a `bn="keras"` run's
+    in the last digits, as another thread count does (TrainOptions.bn).
+    Other backends, masks, renorm or another axis fall back to Keras's own path."""
+
+    def _fusable(self, inputs, training, mask) -> bool:
+        return (bool(training) and self.trainable and mask is None and not self.renorm
+                and keras.backend.backend() == "tensorflow" and len(inputs.shape) == 4
+                and self.axis in (-1, 3) and self.scale and self.center)
+
+    def call(self, inputs, training=None, mask=None):
+        if not self._fusable(inputs, training, mask):
+            return super().call(inputs, training=training, mask=mask)
+        import tensorflow as tf
+
+        # 16-bit activations go in as they are (the kernel keeps its statistics in float32)
+        x = inputs if inputs.dtype in (tf.bfloat16, tf.float16) else tf.cast(inputs, tf.float32)
+        y, mean, variance, *_ = tf.raw_ops.FusedBatchNormV3(
+            x=x, scale=tf.cast(self.gamma, tf.float32), offset=tf.cast(self.beta, tf.float32),
+            mean=tf.zeros_like(self.moving_mean, tf.float32), variance=tf.zeros_like(self.moving_variance, tf.float32),
+            epsilon=self.epsilon, exponential_avg_factor=1.0, data_format="NHWC", is_training=True)
+        n = tf.cast(tf.size(x, out_type=tf.int64) // tf.cast(tf.shape(x)[-1], tf.int64), tf.float32)
+        variance = variance * (n - 1.0) / tf.maximum(n, 1.0)  # the kernel's unbiased -> Keras's biased
+        self.moving_mean.assign(self.moving_mean * self.momentum + mean * (1.0 - self.momentum))
+        self.moving_variance.assign(self.moving_variance * self.momentum + variance * (1.0 - self.momentum))
+        return tf.cast(y, self.compute_dtype)
+
+
+_BN = {"fused": FusedBatchNormalization, "keras": layers.BatchNormalization}
+_bn_kind = ["fused"]  # what `batch_norm` builds (TrainOptions.bn's default); train.build sets a run's with `batchnorm`
+
+
+@contextlib.contextmanager
+def batchnorm(kind: str):
+    """Build the models inside with BatchNorm layers of `kind` (a key of _BN; a run's `bn`).
+    A context, like Keras's dtype policy, so the builders need not pass it down: how a
+    layer trains is the trainer's business, not the architecture's."""
+    if kind not in _BN:
+        raise ValueError(f"Unknown bn {kind!r}. Known: {list(_BN)}")
+    before, _bn_kind[0] = _bn_kind[0], kind
+    try:
+        yield
+    finally:
+        _bn_kind[0] = before
+
+
+def batch_norm(x, *, name, **kwargs):
+    return _BN[_bn_kind[0]](name=name, **kwargs)(x)
 
 
 def initializers(init: str, fan_in: int, *, bias: bool = True) -> dict:
@@ -54,7 +113,7 @@ def apply_conv_bn(x, filters, kernel_size, *, strides=1, activation="relu", name
     """Conv -> BatchNorm -> activation. No conv bias: BatchNorm's beta replaces it.
     BatchNorm's momentum and epsilon are PyTorch's (0.1 -> Keras 0.9, 1e-5)."""
     x = conv2d(x, filters, kernel_size, strides=strides, use_bias=False, init=init, name=f"{name}_conv")
-    x = layers.BatchNormalization(epsilon=1e-5, momentum=0.9, name=f"{name}_bn")(x)
+    x = batch_norm(x, epsilon=1e-5, momentum=0.9, name=f"{name}_bn")
     if activation:
         x = layers.Activation(activation, name=f"{name}_{activation}")(x)
     return x

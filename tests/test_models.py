@@ -93,3 +93,60 @@ def test_high_resolution_variant_keeps_the_parameters_and_doubles_the_map():
     assert weights.output.shape[1] == 4 * 9  # the last stage's cells: 4x9 instead of 2x5
     tiny = count_params(get_model("resnet18_tiny_hr")((50, 130, 3), 19))[0]
     assert tiny == count_params(get_model("resnet18_tiny_pos")((50, 130, 3), 19))[0] < 25_000
+
+
+@pytest.mark.parametrize("dtype", ["float32", "mixed_bfloat16"])
+def test_fused_batchnorm_trains_as_keras_batchnorm_does(dtype, tmp_path):
+    """The fused kernel is a faster path to the same numbers: outputs, every gradient and the
+    moving statistics of one training step agree with Keras's BatchNormalization to float
+    rounding (16-bit activations: to bf16 rounding), inference is Keras's own, and a model
+    with it saves and loads as .keras."""
+    import keras
+    import tensorflow as tf
+
+    from kerashw import blocks
+
+    rng = np.random.default_rng(0)
+    x = tf.constant(rng.normal(2, 3, (8, 6, 7, 5)).astype("float32"))
+    w = tf.constant(rng.normal(size=(8, 6, 7, 5)).astype("float32"))
+    out = {}
+    keras.config.set_dtype_policy(dtype)
+    try:
+        for kind in ("keras", "fused"):
+            with blocks.batchnorm(kind):
+                inp = keras.Input((6, 7, 5))
+                model = keras.Model(inp, blocks.batch_norm(inp, epsilon=1e-5, momentum=0.9, name="bn"))
+            bn = model.get_layer("bn")
+            bn.gamma.assign(np.linspace(0.5, 2, 5))
+            bn.beta.assign(np.linspace(-1, 1, 5))
+            with tf.GradientTape() as tape:
+                tape.watch(x)
+                y = tf.cast(model(x, training=True), "float32")
+                loss = tf.reduce_sum(y * w + 0.1 * y * y)
+            grads = tape.gradient(loss, [x, bn.gamma, bn.beta])
+            out[kind] = [y, *grads, bn.moving_mean, bn.moving_variance, model(x, training=False)]
+            assert type(bn).__name__ == {"keras": "BatchNormalization", "fused": "FusedBatchNormalization"}[kind]
+    finally:
+        keras.config.set_dtype_policy("float32")
+    rtol = 1e-5 if dtype == "float32" else 2e-2
+    for a, b in zip(out["keras"], out["fused"]):
+        a, b = np.asarray(tf.cast(a, "float32")), np.asarray(tf.cast(b, "float32"))
+        np.testing.assert_allclose(b, a, rtol=rtol, atol=rtol * np.abs(a).max())
+    assert not np.allclose(out["fused"][5], 1.0)  # the moving variance did move (a real check)
+    path = tmp_path / "m.keras"
+    model.save(path)
+    again = keras.saving.load_model(path)
+    assert type(again.get_layer("bn")).__name__ == "FusedBatchNormalization"
+    np.testing.assert_array_equal(np.asarray(again(x, training=False)), np.asarray(model(x, training=False)))
+
+
+def test_models_build_their_batchnorm_as_asked():
+    from kerashw import blocks
+
+    kinds = lambda m: {type(l).__name__ for l in m.layers if "BatchNormalization" in type(l).__name__}
+    assert kinds(get_model("resnet18_mod")((50, 130, 1), 19)) == {"FusedBatchNormalization"}  # the default
+    with blocks.batchnorm("keras"):
+        assert kinds(get_model("baseline")((50, 130, 1), 19)) == {"BatchNormalization"}
+    with pytest.raises(ValueError, match="Unknown bn 'half'.*fused.*keras"):
+        with blocks.batchnorm("half"):
+            pass

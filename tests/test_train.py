@@ -32,6 +32,21 @@ def test_one_epoch_on_a_slice_stores_three_phases(store, mnist_path):
     assert "test_top1" in (run_dir / "metrics.csv").read_text().splitlines()[0]
 
 
+def test_how_batchnorm_trains_is_kept_with_the_run_not_in_its_id(store, mnist_path):
+    """TrainOptions.bn picks the layer class (kerashw.blocks); the run id stays, the store
+    keeps which one trained the run, and the saved model has that class."""
+    import keras
+
+    spec = identify(RunSpec(model="cnn", epochs=1, limit=128), opts(mnist_path))
+    options = TrainOptions(mnist=str(mnist_path), bn="keras")
+    assert train.run(spec, store=store, options=options).status == "finished"
+    assert store.get(spec.run_id).versions["batchnorm"] == "keras"
+    model = keras.saving.load_model(store.run_dir(spec.run_id) / "model.keras", compile=False)
+    assert {type(l).__name__ for l in model.layers if "Normalization" in type(l).__name__} == {"BatchNormalization"}
+    again = train.run(spec, store=store, options=opts(mnist_path))  # again, the default: fused
+    assert again.status == "finished" and store.get(spec.run_id).versions["batchnorm"] == "fused"
+
+
 @pytest.mark.slow
 def test_the_test_split_is_evaluated_once_at_the_end_unless_asked_every_epoch(store, tiny_mnist, tmp_path):
     """The default evaluates test after the last epoch only; "every" after each. The weights,

@@ -32,7 +32,7 @@ def build_baseline(input_shape=CAPTCHA_INPUT, num_classes=NUM_CLASSES, *, activa
         if step == "pool":
             x = layers.MaxPooling2D(2, name=f"{name}_{i}_pool")(x)
         elif step == "bn":
-            x = layers.BatchNormalization(name=f"{name}_{i}_bn")(x)
+            x = blocks.batch_norm(x, name=f"{name}_{i}_bn")
         else:
             x = blocks.conv2d(x, step[0], 3, padding=step[1], activation=activation, init=init,
                               name=f"{name}_{i}_conv")

@@ -17,7 +17,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from kerashw.config import (ACTIVATIONS, INITS, MODEL_TASK, OPTIMIZERS, PRECISIONS, PREPROCESS, SCHEDULES, Overrides,
+from kerashw.config import (ACTIVATIONS, BATCHNORMS, INITS, MODEL_TASK, OPTIMIZERS, PRECISIONS, PREPROCESS, SCHEDULES, Overrides,
                             RunSpec, TrainOptions, baseline)
 from kerashw.studies import STUDIES, available, get_study, studies_of
 from kerashw.store import Store
@@ -210,6 +210,9 @@ def _resolve_specs(exp, model, home=None, **fields) -> tuple[list[RunSpec], list
 @click.option("--workers", type=click.IntRange(1), default=1, show_default=True,
               help="Train up to N runs of the study at once, in N processes sharing the cores.")
 @click.option("--threads", type=click.IntRange(1), help="TensorFlow threads per process (default: every core).")
+@click.option("--bn", type=click.Choice(list(BATCHNORMS)), default=TrainOptions.bn, show_default=True,
+              help="How BatchNorm trains: TensorFlow's fused kernel, or Keras's own ops (the same math, "
+                   "slower; what runs stored without a 'batchnorm' version used). Not part of the run id.")
 @click.option("--eval-test", type=click.Choice(["end", "every"]), default="end", show_default=True,
               help="Evaluate the test split after the last epoch only, or after every epoch (its curve).")
 @click.option("--ray", "ray_address", is_flag=False, flag_value="local", metavar="[ADDRESS]",
@@ -221,7 +224,7 @@ def _resolve_specs(exp, model, home=None, **fields) -> tuple[list[RunSpec], list
               help="With --ray: GPUs each run asks of Ray (default: 1 when the cluster has GPUs, else 0).")
 @click.option("--force-before", type=float, hidden=True)  # a --workers worker: --force for runs ended before
 def train(exp, model, mnist, store_path, force, tensorboard, skip_bad, split_counts, distribute, devices,
-          workers, threads, eval_test, ray_address, cpus_per_run, gpus_per_run, force_before, **fields):
+          workers, threads, bn, eval_test, ray_address, cpus_per_run, gpus_per_run, force_before, **fields):
     """Train a study (--study NAME) or one run from the baseline with overrides."""
     if ray_address and importlib.util.find_spec("ray") is None:  # before a store or a run is made
         from kerashw.cluster import EXTRA
@@ -259,7 +262,7 @@ def train(exp, model, mnist, store_path, force, tensorboard, skip_bad, split_cou
         raise click.BadParameter("--workers runs separate processes; it does not combine with --distribute",
                                  param_hint="--workers")
     options = TrainOptions(mnist=mnist, tensorboard=tensorboard, distribute=distribute, threads=threads,
-                           eval_test=eval_test, devices=tuple(d.strip() for d in devices.split(",")) if devices else None)
+                           bn=bn, eval_test=eval_test, devices=tuple(d.strip() for d in devices.split(",")) if devices else None)
     if workers > 1:
         from kerashw.cli.workers import run_workers
 

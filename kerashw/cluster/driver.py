@@ -52,6 +52,7 @@ class _Run:
     elapsed: float = 0.0  # training time on nodes, over attempts
     started: bool = False
     params: tuple = (0, 0)
+    versions: dict | None = None  # what trained it, as its node said
     node: str = ""
     submitted: float = 0.0  # when it was first handed to Ray (perf_counter)
     training_since: float = 0.0  # when the current attempt started training (perf_counter)
@@ -126,7 +127,7 @@ class Driver:
         kind, spec = event[0], run.spec
         if kind == "started":
             info = event[1]
-            run.params, run.node, run.started = info["params"], info["node"], True
+            run.params, run.node, run.versions, run.started = info["params"], info["node"], info["versions"], True
             run.training_since = time.perf_counter()
             self.store.start_run(spec.run_id, spec.task, spec.label(), spec.to_dict(), self.studies,
                                  run.params, info["versions"], keep_through=run.done())
@@ -167,7 +168,8 @@ class Driver:
         if final is None:  # no word from the node: the whole epochs this side holds
             done = run.done()
             final, best = _summarise([r for r in self.store.epochs(spec.run_id) if r.epoch <= done])
-        stored = self.store.finish_run(spec.run_id, status, run.elapsed, final, best, summary.get("error"))
+        stored = self.store.finish_run(spec.run_id, status, run.elapsed, final, best, summary.get("error"),
+                                       versions=run.versions)
         if run.replacing:
             if status == "finished":
                 self.store.promote(spec.run_id, run.work)

@@ -31,13 +31,13 @@ _END = object()
 class _Forward(Listener):
     """The run's listener on the node: the events the local process needs, into a queue."""
 
-    def __init__(self, events: queue.Queue, node: str):
-        self.events, self.node = events, node
+    def __init__(self, events: queue.Queue, node: str, bn: str):
+        self.events, self.node, self.bn = events, node, bn
 
     def run_started(self, spec, index, total, params):
         from kerashw.training.train import versions
 
-        self.events.put(("started", {"params": tuple(params), "versions": versions(), "node": self.node}))
+        self.events.put(("started", {"params": tuple(params), "versions": versions(self.bn), "node": self.node}))
 
     def phase_ended(self, record):
         self.events.put(("record", record))
@@ -135,7 +135,7 @@ def _events(spec_dict, options, data, folder, records, parent, threads, node, wo
 
     def body():
         try:
-            box["result"] = train.run(spec, store=store, listener=_Forward(events, node), cancel=stop,
+            box["result"] = train.run(spec, store=store, listener=_Forward(events, node, options.bn), cancel=stop,
                                       options=options)
         except BaseException as exc:  # stored failed in the private store; told to the caller
             box["error"] = f"on {node}: {type(exc).__name__}: {exc}"

@@ -282,9 +282,11 @@ class Store(Claims):
 
     def finish_run(self, run_id: str, status: str, elapsed: float,
                    final: dict | None = None, best: dict | None = None,
-                   error: str | None = None) -> str:
+                   error: str | None = None, versions: dict | None = None) -> str:
         """End this process's claim. A replacing attempt takes the run's place only when it
-        finished; otherwise the previous finished result stays. Returns the stored status."""
+        finished; otherwise the previous finished result stays. `versions`, what trained the
+        attempt (a replacing attempt's start could not store them), replace the stored ones
+        with its result. Returns the stored status."""
         if status not in STATUSES:
             raise ValueError(f"Unknown status {status!r}. Known: {list(STATUSES)}")
         with self._immediate() as con:
@@ -298,8 +300,10 @@ class Store(Claims):
                 con.execute("INSERT INTO epochs SELECT * FROM attempt_epochs WHERE run_id=?", (run_id,))
                 con.execute("DELETE FROM attempt_epochs WHERE run_id=?", (run_id,))
             con.execute(
-                "UPDATE runs SET status=?, ended=?, elapsed=?, final=?, best=?, error=? WHERE id=?",
-                (status, time.time(), elapsed, to_json(final or {}), to_json(best or {}), error, run_id),
+                "UPDATE runs SET status=?, ended=?, elapsed=?, final=?, best=?, error=?, "
+                "versions=COALESCE(?, versions) WHERE id=?",
+                (status, time.time(), elapsed, to_json(final or {}), to_json(best or {}), error,
+                 json.dumps(versions) if versions else None, run_id),
             )
         return status
 

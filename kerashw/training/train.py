@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 import keras
 
-from kerashw import __version__, atomic, tasks
+from kerashw import __version__, atomic, blocks, tasks
 from kerashw.training import distribute, precision
 from kerashw.training.callbacks import (BACKUP_EVERY, Backup, BestWeights, CancelOnEvent, EpochProgress, EpochSaved, EvaluateSplits,
                                        StoreWriter, WholeEpochCsv, WorkerMean)
@@ -50,11 +50,12 @@ class RunResult:
     error: str | None = None
 
 
-def versions() -> dict:
+def versions(bn: str) -> dict:
+    """What trained a run besides its spec: the versions, and how its BatchNorm trained."""
     import tensorflow as tf
 
     return {"python": platform.python_version(), "tensorflow": tf.__version__,
-            "keras": keras.__version__, "kerashw": __version__}
+            "keras": keras.__version__, "kerashw": __version__, "batchnorm": bn}
 
 
 def steps_per_execution(steps: int) -> int:
@@ -100,11 +101,12 @@ def make_optimizer(spec: RunSpec, steps: int):
     return cls(learning_rate=lr, weight_decay=decay)
 
 
-def build(spec: RunSpec, data, strat=None):
+def build(spec: RunSpec, data, strat=None, *, bn: str = TrainOptions.bn):
     """The model (saved, exported) and the compiled model fit trains: it may carry extra
     outputs sharing the model's layers (captcha: all four heads at once). Built under the
-    run's dtype policy (kerashw.training.precision) and the process's tf.distribute strategy."""
-    with precision.building(spec), (strat.scope() if strat else contextlib.nullcontext()):
+    run's dtype policy (kerashw.training.precision), with BatchNorm layers of kind `bn`
+    (kerashw.blocks) and under the process's tf.distribute strategy."""
+    with precision.building(spec), blocks.batchnorm(bn), (strat.scope() if strat else contextlib.nullcontext()):
         model = get_model(spec.model)(data.input_shape, data.num_classes,
                                       activation=spec.activation, init=spec.init, name=spec.model)
         fit_model = data.wrap(model)
@@ -240,13 +242,13 @@ class Training:
         keras.utils.set_random_seed(spec.seed)
         self.data = tasks.get(spec.task).prepare(spec, options)  # pipelines, loss and metrics
         self.strat = distribute.strategy(options.distribute, options.devices)
-        self.model, self.fit_model = build(spec, self.data, self.strat)
+        self.model, self.fit_model = build(spec, self.data, self.strat, bn=options.bn)
         self.params = count_params(self.model)
         # fine-tuning: another run's weights (a resumed run then takes its backup's instead)
         self.warm = warm_start(spec, self.store, self.model) if spec.init_from else None
         # multi-worker: each worker evaluates whole splits on a one-device twin with the trained
         # weights (under the strategy Keras evaluates a shard per worker and never sums them)
-        self.twin, self.twin_fit = build(spec, self.data) if options.distribute == "multiworker" else (None, None)
+        self.twin, self.twin_fit = build(spec, self.data, bn=options.bn) if options.distribute == "multiworker" else (None, None)
 
     def evaluate(self, trained, ds) -> dict:
         if self.twin_fit is None:
@@ -263,7 +265,7 @@ class Training:
         atomic.write_text(files.spec, json.dumps(spec.to_dict(), indent=2))
         done = min(Backup.epochs_done(files.backup), spec.epochs) if self.resumable else 0
         start = lambda keep: store.start_run(spec.run_id, spec.task, spec.label(), spec.to_dict(), self.studies,
-                                             self.params, versions(), keep_through=keep)
+                                             self.params, versions(self.options.bn), keep_through=keep)
         start(done)
         if done:  # a crash after the backup leaves later rows in metrics.csv: the resume writes them again
             keep_csv_rows(files.metrics, done)
@@ -347,7 +349,8 @@ class Training:
         spec = self.spec
         elapsed = time.perf_counter() - self.started
         final, best = _summarise(self.history)
-        stored = self.store.finish_run(spec.run_id, status, elapsed, final, best, error)
+        stored = self.store.finish_run(spec.run_id, status, elapsed, final, best, error,
+                                       versions=versions(self.options.bn))
         if stored != status:  # a --force attempt that did not finish: the previous result stays
             error = f"this attempt ended {status}; the previous finished result is kept"
         result = RunResult(spec.run_id, spec, status, elapsed, self.params, final, best, self.history, error)
