@@ -7,6 +7,8 @@ trains through the real CLI into a fresh store of its own (so nothing is reused)
 time, alternating before/after, so a slow patch of the machine hits both sides alike.
 
     python benchmarks/half_time.py DATA AUDIT.csv OUT_DIR [--seeds 42,7] [--studies captcha-tiny,captcha-best]
+    # another "before": the study as it is but with Keras's own BatchNorm; or one side only
+    python benchmarks/half_time.py DATA AUDIT.csv OUT_DIR --before "--bn keras" [--sides after]
 """
 from __future__ import annotations
 
@@ -42,6 +44,8 @@ def main() -> None:
     ap.add_argument("out")
     ap.add_argument("--seeds", default="42,7")
     ap.add_argument("--studies", default="captcha-tiny,captcha-best")
+    ap.add_argument("--before", default=" ".join(BEFORE), help="the before side's train options")
+    ap.add_argument("--sides", default="before,after", help="before,after (A B), or one of them")
     args = ap.parse_args()
     from kerashw.store import Store
 
@@ -52,7 +56,9 @@ def main() -> None:
     print("|---|---|---|---|---|---|---|---|---|---|")
     for seed in (int(s) for s in args.seeds.split(",")):
         for study in args.studies.split(","):
-            for name, extra in (("before", BEFORE), ("after", [])):
+            for name, extra in (("before", args.before.split()), ("after", [])):
+                if name not in args.sides.split(","):
+                    continue
                 store_dir = out / f"{study}-{seed}-{name}"
                 wall = train(study, args.data, store_dir, seed, extra)
                 store = Store(store_dir)
@@ -60,7 +66,8 @@ def main() -> None:
                 csv_path = store_dir / "test-predictions.csv"
                 char, whole = fewlabels._predict_csv(store, row.id, args.data, csv_path)
                 s = tool.score(csv_path, args.audit)
-                print(f"| {study} | {seed} | {name} | {row.spec['epochs']} | {row.id} | {wall:.0f} | {char:.2f} | "
+                recipe = name if name == "after" or args.before == " ".join(BEFORE) else f"before ({args.before})"
+                print(f"| {study} | {seed} | {recipe} | {row.spec['epochs']} | {row.id} | {wall:.0f} | {char:.2f} | "
                       f"{whole:.2f} | {sum(s['audited'][1]) / 4:.2f} | {s['audited'][0]:.2f} |", flush=True)
 
 

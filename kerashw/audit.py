@@ -59,7 +59,6 @@ def plan(recipe: RunSpec, data: str, store, k: int = 5, seed: int = 42,
 
 def out_of_sample(p: Plan, store, options: TrainOptions = TrainOptions()) -> np.ndarray:
     """[n, positions, classes] probabilities, each image's from the fold run that never saw it."""
-    import keras
     import tensorflow as tf
 
     tf.get_logger().setLevel("ERROR")  # one predict function per fold's model is not a retracing problem
@@ -70,7 +69,8 @@ def out_of_sample(p: Plan, store, options: TrainOptions = TrainOptions()) -> np.
         if row is None or row.status != "finished":
             raise RuntimeError(f"fold run {spec.run_id} is {row.status if row else 'not stored'}; "
                                "run the audit again to finish it")
-        model = keras.saving.load_model(store.files(spec.run_id).model, compile=False)
+        from kerashw.models import load_model
+        model = load_model(store.files(spec.run_id).model)
         split = task.split(spec, options, "test")
         if len(split) != len(idx):
             raise RuntimeError(f"fold run {spec.run_id}: its test split has {len(split)} images, the fold "

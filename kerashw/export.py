@@ -86,9 +86,9 @@ def export_run(store: Store, row: RunRow, out: str | Path | None = None, weights
 
 
 def _load_model(model_file: Path, best_file: Path | None):
-    import keras
 
-    model = keras.saving.load_model(model_file, compile=False)
+    from kerashw.models import load_model
+    model = load_model(model_file)
     if best_file is not None:
         model.load_weights(best_file)
     return model

@@ -25,3 +25,9 @@ def count_params(model) -> tuple[int, int]:
     trainable = sum(int(keras.ops.size(w)) for w in model.trainable_weights)
     total = sum(int(keras.ops.size(w)) for w in model.weights)
     return trainable, total
+
+
+def load_model(path):
+    """A run's model.keras, uncompiled. Importing this module registers kerashw's own layer
+    (blocks.FusedBatchNormalization), so every loader in kerashw comes through here."""
+    return keras.saving.load_model(path, compile=False)

@@ -56,10 +56,10 @@ def copy_weights(source, target, where: str) -> int:
 
 def warm_start(spec: RunSpec, store, model) -> str:
     """Load spec.init_from's final weights into `model`; a line saying what was loaded."""
-    import keras
 
     model_file = source_model_file(spec, store)
-    source = keras.saving.load_model(model_file, compile=False)
+    from kerashw.models import load_model
+    source = load_model(model_file)
     if tuple(source.input_shape[1:]) != tuple(model.input_shape[1:]):
         raise InitFromError(f"--init-from {spec.init_from}: that run's model takes input "
                             f"{tuple(source.input_shape[1:])}, this run's {tuple(model.input_shape[1:])} "
