@@ -20,6 +20,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from kerashw import tasks  # noqa: E402
+from kerashw.models import load_model  # noqa: E402
 from kerashw.export import ExportError, export_run, load_exported, predict_arrays, prepare_image  # noqa: E402
 from kerashw.store import Store  # noqa: E402
 
@@ -45,9 +46,7 @@ def main(store_dir: str, run_id: str, data: str, audit: str | None = None) -> No
         paths["LiteRT int8"] = export_run(store, row, out / "m8.tflite", fmt="tflite", quantize="int8")
     except ExportError as exc:
         print(f"LiteRT int8: refused: {exc}")
-    import keras
-
-    keras_model = keras.saving.load_model(store.files(row.id).model, compile=False)
+    keras_model = load_model(store.files(row.id).model)
     served = {name: load_exported(p) for name, p in paths.items()}
     meta = served["SavedModel (bytes)"][1]
     x = np.stack([prepare_image(f, meta) for f in files])  # kerashw's OpenCV preprocessing, once

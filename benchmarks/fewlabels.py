@@ -29,11 +29,11 @@ def _score_tool(audit: str):
 
 def _predict_csv(store, run_id: str, data: str, out: Path) -> tuple[float, float]:
     """The run's final model on DATA/test: writes filename,label,pred; (per char %, whole %)."""
-    import keras
     import numpy as np
 
     from kerashw import tasks
     from kerashw.captcha.folders import read_labelled_folder
+    from kerashw.models import load_model
     from kerashw.config import RunSpec, TrainOptions
     from kerashw.identity import identify
 
@@ -43,7 +43,7 @@ def _predict_csv(store, run_id: str, data: str, out: Path) -> tuple[float, float
     spec = identify(RunSpec.from_dict({**row.spec, "data": data, "data_id": None, "limit": None}), TrainOptions())
     split = task.split(spec, TrainOptions(), "test")
     items = read_labelled_folder(Path(data) / "test")
-    model = keras.saving.load_model(store.files(run_id).model, compile=False)
+    model = load_model(store.files(run_id).model)
     outs = model.predict(split.x.astype("float32") / 255.0, batch_size=128, verbose=0)
     guess = np.stack([np.argmax(outs[h], axis=-1) for h in task.outputs], axis=1)
     truth = np.stack([split.y[h] for h in task.outputs], axis=1)
