@@ -75,7 +75,10 @@ def make_train_dataset(split: Split, batch_size: int, *, seed: int, epochs: int,
         return x, tf.nest.map_structure(lambda t: tf.gather(t, idx), labels)
 
     ds = tf.data.Dataset.range(start_epoch, epochs).flat_map(one_epoch)
-    return ds.map(gather, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
+    # Fixed parallelism, not AUTOTUNE: with AUTOTUNE, fit's return blocked for ~40 s (the main
+    # thread idle, a timed wait, not work) after the last epoch in 3 of 6 runs here; with these
+    # in none of 5; the same batches (docs/results/performance.md, "The stall after the last epoch")
+    return ds.map(gather, num_parallel_calls=2).prefetch(2)
 
 
 def make_dataset(split: Split, batch_size: int):
