@@ -18,6 +18,8 @@ import math
 import keras
 from keras import layers
 
+from kerashw.config import TrainOptions
+
 INITS = ("torch", "keras")
 
 
@@ -57,8 +59,8 @@ class FusedBatchNormalization(layers.BatchNormalization):
         return tf.cast(y, self.compute_dtype)
 
 
-_BN = {"fused": FusedBatchNormalization, "keras": layers.BatchNormalization}
-_bn_kind = ["fused"]  # what `batch_norm` builds (TrainOptions.bn's default); train.build sets a run's with `batchnorm`
+_BN = {"fused": FusedBatchNormalization, "keras": layers.BatchNormalization}  # config.BATCHNORMS
+_bn_kind = [TrainOptions.bn]  # what `batch_norm` builds; train.build sets a run's with `batchnorm`
 
 
 @contextlib.contextmanager

@@ -86,8 +86,8 @@ def export_run(store: Store, row: RunRow, out: str | Path | None = None, weights
 
 
 def _load_model(model_file: Path, best_file: Path | None):
-
     from kerashw.models import load_model
+
     model = load_model(model_file)
     if best_file is not None:
         model.load_weights(best_file)

@@ -164,12 +164,12 @@ def _check_out(out: Path) -> None:
 def mistakes(store: Store, row: RunRow, options: TrainOptions, limit: int = GALLERY_SIZE):
     """A forward pass of the run's saved model over its test split: the first `limit`
     misclassified images (as the model saw them) and their captions, and the count."""
+    from kerashw.models import load_model
 
     check_data(row, options)
     spec = RunSpec.from_dict(row.spec)
     task = tasks.get(row.task)
     split = task.test_split(spec, options)
-    from kerashw.models import load_model
     model = load_model(store.files(row.id).model)
     pred = model.predict(split.x.astype("float32") / 255.0, batch_size=256, verbose=0)
     wrong, captions = task.mistakes(pred, split, limit)
