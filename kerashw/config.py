@@ -22,10 +22,11 @@ PREPROCESS = ("original", "denoise", "denoise2")
 # the hardware has a fast path.
 PRECISIONS = ("float32", "mixed")
 # The synthetic captcha generator's version, bumped when kerashw.synth's pixels change
-# (4: a mixture of five fonts; 3: DejaVu Sans, measured speckle, JPEG; 2: DroidSansMono).
+# (5: half the glyphs from outlines fitted to real crops, arcs and layout as measured on real
+# captchas; 4: a mixture of five fonts; 3: DejaVu Sans, measured speckle, JPEG; 2: DroidSansMono).
 # It names the synthetic cache folder and is part of a captcha run's id on the default
 # data, so runs on an older synthetic set are never mistaken for runs on the current one.
-SYNTHETIC_VERSION = 4
+SYNTHETIC_VERSION = 5
 # The `denoise` variant's version (kerashw.captcha.preprocess reads it): part of a denoise
 # run's id from version 2 on, so a run on the older arc removal is never reused for the new.
 DENOISE_VERSION = 3
