@@ -75,10 +75,13 @@ def make_train_dataset(split: Split, batch_size: int, *, seed: int, epochs: int,
         return x, tf.nest.map_structure(lambda t: tf.gather(t, idx), labels)
 
     ds = tf.data.Dataset.range(start_epoch, epochs).flat_map(one_epoch)
-    # Fixed parallelism, not AUTOTUNE: with AUTOTUNE, fit's return blocked for ~40 s (the main
-    # thread idle, a timed wait, not work) after the last epoch in 3 of 6 runs here; with these
-    # in none of 5; the same batches (docs/results/performance.md, "The stall after the last epoch")
-    return ds.map(gather, num_parallel_calls=2).prefetch(2)
+    # Fixed parallelism and no autotuning: tf.data's autotuning runs a model thread that wakes
+    # on a period doubling up to 60 s, and destroying the iterator waits for it, so fit's return
+    # blocked for up to a minute after the last epoch (40 s in 4 of 8 captcha runs here).
+    # Autotuning changes no batch (docs/results/performance.md, "The stall after the last epoch").
+    options = tf.data.Options()
+    options.autotune.enabled = False
+    return ds.map(gather, num_parallel_calls=2).prefetch(2).with_options(options)
 
 
 def make_dataset(split: Split, batch_size: int):

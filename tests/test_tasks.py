@@ -144,3 +144,15 @@ def test_a_third_task_trains_stores_tables_exports_and_predicts(tmp_path, monkey
     cv2.imwrite(str(png), split.x[0])
     (pred,) = export.predict_arrays(served, meta, export.prepare_image(png, meta)[None])
     assert meta["task"] == "digits8" and meta["alphabet"] == "01234567" and pred["text"] in "01234567"
+
+
+def test_the_training_stream_runs_without_tf_data_autotuning():
+    """Autotuning's model thread made destroying the run-long training iterator wait for up
+    to a minute at the end of fit (docs/results/performance.md, "The stall after the last
+    epoch"); the stream's parallelism is fixed, so it is off."""
+    from kerashw import pipeline
+
+    split = pipeline.Split(np.zeros((8, 2, 2, 1), np.uint8), np.arange(8))
+    ds = pipeline.make_train_dataset(split, 4, seed=0, epochs=2, augment=False)
+    assert ds.options().autotune.enabled is False
+    assert len(list(ds)) == 4  # and it still yields every batch
