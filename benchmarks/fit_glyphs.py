@@ -7,8 +7,8 @@ This draws the font from the real captchas themselves. It reads only the folder 
 (the real set's train/ split; never val/ or test/), and what it keeps is a font: 19 outlines
 and their widths, no image.
 
-How: speckle removed, binarised and the arc undone (kerashw.captcha.preprocess, as `denoise`
-does); the ink's columns give the text's extent, cut into four cells at a fixed pitch (the
+How: speckle removed, binarised and the arc undone (`preprocess.clean_ink`, what `denoise`
+resizes); the ink's columns give the text's extent, cut into four cells at a fixed pitch (the
 real glyphs sit at one); each cell's ink components of 15 px or more are cropped to their box
 and scaled to 48x36. Per symbol the crops are averaged and those farthest from that mean
 dropped (wrong labels, cells cut through a neighbour, arcs not undone), twice; the mean
@@ -31,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from kerashw.captcha.constants import ALPHABET  # noqa: E402
 from kerashw.captcha.folders import read_labelled_folder  # noqa: E402
-from kerashw.captcha.preprocess import binarise, remove_arc, remove_speckle  # noqa: E402
+from kerashw.captcha.preprocess import clean_ink  # noqa: E402
 
 CELL = (48, 36)  # (h, w) each crop is scaled to
 SCALE = 4  # the outline's resolution over CELL's
@@ -40,11 +40,6 @@ MIN_AREA = 15  # px: smaller components are speckle the median left
 # outlines from fewer crops (5 %, M's V deeper) did no better on the real val split
 # (docs/results/fewlabels.md, version 5).
 KEEP, PASSES = 0.6, 2
-
-
-def ink_of(bgr: np.ndarray) -> np.ndarray:
-    ink = remove_arc(binarise(remove_speckle(bgr)))
-    return cv2.morphologyEx(ink.astype(np.uint8), cv2.MORPH_OPEN, np.ones((2, 2), np.uint8)) > 0
 
 
 def crops(ink: np.ndarray, label: str):
@@ -70,7 +65,7 @@ def fit(folder: Path):
     aspect: dict[str, list] = {c: [] for c in ALPHABET}
     heights = []
     for item in read_labelled_folder(folder):
-        for ch, crop, rel_h in crops(ink_of(cv2.imread(str(item.path))), item.label.upper()):
+        for ch, crop, rel_h in crops(clean_ink(cv2.imread(str(item.path))), item.label.upper()):
             got[ch].append(cv2.resize(crop.astype(np.float32), CELL[::-1], interpolation=cv2.INTER_AREA))
             aspect[ch].append(crop.shape[1] / crop.shape[0])
             heights.append(rel_h)
