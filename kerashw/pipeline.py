@@ -77,7 +77,7 @@ def make_train_dataset(split: Split, batch_size: int, *, seed: int, epochs: int,
     ds = tf.data.Dataset.range(start_epoch, epochs).flat_map(one_epoch)
     # Fixed parallelism and no autotuning: tf.data's autotuning runs a model thread that wakes
     # on a period doubling up to 60 s, and destroying the iterator waits for it, so fit's return
-    # blocked for up to a minute after the last epoch (40 s in 4 of 8 captcha runs here).
+    # blocked for up to a minute after the last epoch (37-40 s in 2 of 5 captcha runs here).
     # Autotuning changes no batch (docs/results/performance.md, "The stall after the last epoch").
     options = tf.data.Options()
     options.autotune.enabled = False

@@ -50,7 +50,9 @@ def _font(size: int, which: int):
 
 
 def _outline(ch: str) -> tuple[np.ndarray, float]:
-    """The fitted outline of ch (float32, 1 = ink, 192x144) and its width / height."""
+    """The fitted outline of ch (float32, 1 = ink, 192x144) and the real glyph's median width /
+    height. Version 5 draws at the outline's own 0.75 (the fitting cell's) and does not use
+    the second yet: using it changes the pixels, so it waits for a version bump."""
     if not _OUTLINES:
         with np.load(Path(__file__).with_name("glyphs.npz")) as f:
             shape = tuple(f["shape"])
