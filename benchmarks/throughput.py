@@ -43,6 +43,7 @@ class Row:
     precision: str = "float32"
     spe: int = 0  # steps per execution; 0: what train.build chooses (7 at 63 steps an epoch)
     bn: str = "fused"  # how BatchNorm trains on the kerashw side (TrainOptions.bn)
+    towers: int = 1  # the kerashw step split into towers side by side (RunSpec.towers, kerashw.training.towers)
 
     @property
     def task(self):
@@ -64,6 +65,14 @@ ROWS = {r.name: r for r in [
     Row("resnet18_tiny_hr-mixed", "resnet18_tiny_hr", 64, 63, precision="mixed"),
     Row("resnet18_mod_hr", "resnet18_mod_hr", 64, 63),
     Row("resnet18_mod_hr-mixed", "resnet18_mod_hr", 64, 63, precision="mixed"),
+    # two towers, one core each (captcha-best's step)
+    Row("resnet18_mod-t2", "resnet18_mod", 64, 63, towers=2),
+    Row("resnet18_mod-1ch-t2", "resnet18_mod", 64, 63, channels=1, towers=2),
+    Row("resnet18_mod-mixed-t2", "resnet18_mod", 64, 63, precision="mixed", towers=2),
+    Row("resnet18_mod-1ch-mixed-t2", "resnet18_mod", 64, 63, channels=1, precision="mixed", towers=2),
+    Row("resnet18_tiny_hr-t2", "resnet18_tiny_hr", 64, 63, towers=2),
+    Row("resnet18_mod_hr-t2", "resnet18_mod_hr", 64, 63, towers=2),
+    Row("resnet18_mod_hr-mixed-t2", "resnet18_mod_hr", 64, 63, precision="mixed", towers=2),
     Row("baseline", "baseline", 64, 10),
     Row("resnet18", "resnet18", 64, 10),
     Row("resnet18-mixed", "resnet18", 64, 10, precision="mixed"),
@@ -80,6 +89,9 @@ def _images(row: Row, n: int, seed: int = 0):
 
 def keras_side(row: Row) -> float:
     """Seconds per training step of kerashw's own step (epoch 2 of 2)."""
+    from kerashw.training import distribute
+
+    distribute.configure_threads(None, towers=row.towers)  # as `kerashw train` does, before TF's first op
     import keras
 
     from kerashw.training import train
@@ -91,7 +103,7 @@ def keras_side(row: Row) -> float:
     small = _images(row, row.batch, seed=1)
     splits = {"train": Split(x, y), "val": Split(*small), "test": Split(*small)}
     spec = RunSpec(task=row.task, model=row.model, batch_size=row.batch, epochs=2, lr=1e-3,
-                   augment=row.augment, precision=row.precision,
+                   augment=row.augment, precision=row.precision, towers=row.towers,
                    preprocess=None if row.task == "mnist" else "original")
     if row.task == "mnist":
         from kerashw.mnist.task import from_splits
@@ -194,9 +206,9 @@ def main():
             print(f"  {name}: kerashw {k}  torch {t}", file=sys.stderr)
 
     fmt = lambda xs: " / ".join("-" if v is None else f"{1000 * v:.2f}" for v in xs) or "-"
-    print("\n| row | model | batch | channels | augment | precision | kerashw ms/step | kerashw img/s "
+    print("\n| row | model | batch | channels | augment | precision | towers | kerashw ms/step | kerashw img/s "
           "| PyTorch ms/step | PyTorch img/s | kerashw / PyTorch time |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     best = lambda xs: min((v for v in xs if v is not None), default=None)
     for name, (k, t) in results.items():
         row = ROWS[name]
@@ -205,7 +217,7 @@ def main():
         ratio = f"{bk / bt:.2f}" if bk and bt else "-"
         channels = row.channels if row.task == "captcha" else "-"
         print(f"| {name} | {row.model} | {row.batch} | {channels} | {'yes' if row.augment else 'no'} | "
-              f"{row.precision} | {fmt(k)} | {ips(bk)} | {fmt(t)} | {ips(bt)} | {ratio} |")
+              f"{row.precision} | {row.towers} | {fmt(k)} | {ips(bk)} | {fmt(t)} | {ips(bt)} | {ratio} |")
     # the two questions of docs/results/performance.md, as ratios within this run
     plain, aug = best(results.get("resnet18_mod", ([], []))[0]), best(results.get("resnet18_mod-aug", ([], []))[0])
     if plain and aug:

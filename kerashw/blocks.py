@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import threading
 
 import keras
 from keras import layers
@@ -54,9 +55,53 @@ class FusedBatchNormalization(layers.BatchNormalization):
             epsilon=self.epsilon, exponential_avg_factor=1.0, data_format="NHWC", is_training=True)
         n = tf.cast(tf.size(x, out_type=tf.int64) // tf.cast(tf.shape(x)[-1], tf.int64), tf.float32)
         variance = variance * (n - 1.0) / tf.maximum(n, 1.0)  # the kernel's unbiased -> Keras's biased
+        calls = getattr(_tower_batches, "calls", None)
+        if calls is not None:  # a tower of a split batch: the step updates once, from all towers
+            calls.append((self, mean, variance, calls.weight))
+        else:
+            self.update_moving(mean, variance)
+        return tf.cast(y, self.compute_dtype)
+
+    def update_moving(self, mean, variance) -> None:
+        """One step of the moving averages towards a batch's mean and (biased) variance."""
         self.moving_mean.assign(self.moving_mean * self.momentum + mean * (1.0 - self.momentum))
         self.moving_variance.assign(self.moving_variance * self.momentum + variance * (1.0 - self.momentum))
-        return tf.cast(y, self.compute_dtype)
+
+
+class _TowerCalls(list):
+    weight = None  # the current tower's share of the batch (set by the step before its forward pass)
+
+
+_tower_batches = threading.local()  # the TUI traces its steps in a worker thread
+
+
+@contextlib.contextmanager
+def tower_batches():
+    """Inside, fused BatchNorm layers in training normalise by their input's own statistics
+    but leave the moving averages alone, listing (layer, mean, variance, weight) per call
+    instead, `weight` being the list's `weight` at the call (the tower's share of the batch):
+    a step split into towers (kerashw.training.towers) then updates each layer once, from the
+    whole batch's statistics, as one unsplit call would have."""
+    before = getattr(_tower_batches, "calls", None)
+    _tower_batches.calls = calls = _TowerCalls()
+    try:
+        yield calls
+    finally:
+        _tower_batches.calls = before
+
+
+def update_from_towers(calls) -> None:
+    """Each layer's moving averages stepped once towards the pooled statistics of its calls
+    (the whole batch's mean, and its biased variance: within-tower plus between-tower)."""
+    import tensorflow as tf
+
+    by_layer: dict[int, list] = {}
+    for layer, mean, variance, weight in calls:
+        by_layer.setdefault(id(layer), []).append((layer, mean, variance, weight))
+    for parts in by_layer.values():
+        mean = tf.add_n([m * w for _, m, _, w in parts])
+        square = tf.add_n([(v + tf.square(m)) * w for _, m, v, w in parts])
+        parts[0][0].update_moving(mean, tf.maximum(square - tf.square(mean), 0.0))
 
 
 _BN = {"fused": FusedBatchNormalization, "keras": layers.BatchNormalization}  # config.BATCHNORMS

@@ -39,7 +39,8 @@ AUGMENT_VERSION = 2
 # A stored spec without such a field had that value, so from_dict fills it in.
 LATER_DEFAULTS = {"augment": False, "init": "keras", "weight_decay": 0.0, "schedule": "constant",
                   "warmup": 0, "label_smoothing": 0.0, "data_id": None, "split": None, "skip_bad": False,
-                  "extra": False, "precision": "float32", "arcs": 0.0, "init_from": None, "min_steps": 0}
+                  "extra": False, "precision": "float32", "arcs": 0.0, "init_from": None, "min_steps": 0,
+                  "towers": 1}
 BATCHNORMS = ("fused", "keras")  # TrainOptions.bn
 # Which homework part each model serves; the CLI routes `--model X` with it.
 MODEL_TASK = {"nn": "mnist", "cnn": "mnist", "baseline": "captcha", "simple_cnn": "captcha",
@@ -85,6 +86,9 @@ class RunSpec:
     # at least this many optimizer steps in all: a small training set is passed over several
     # times per epoch (whole shuffled passes), so 150 images do not mean 3 steps an epoch
     min_steps: int = 0
+    # the training step split into this many towers run side by side, one core each, each
+    # normalising BatchNorm by its own part of the batch (kerashw.training.towers); 1 = unsplit
+    towers: int = 1
 
     def __post_init__(self) -> None:
         # Validate early so a typo fails before TensorFlow loads, naming what is accepted.
@@ -129,6 +133,8 @@ class RunSpec:
         for name in ("batch_size", "epochs"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)!r}")
+        if not 1 <= int(self.towers) <= int(self.batch_size):
+            raise ValueError(f"towers must be 1..batch_size ({self.batch_size}), got {self.towers!r}")
         if int(self.min_steps) < 0:
             raise ValueError(f"min_steps must be >= 0, got {self.min_steps!r}")
         if self.init_from is not None and not (isinstance(self.init_from, str) and len(self.init_from) == 12

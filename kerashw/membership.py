@@ -21,7 +21,7 @@ from kerashw.store import RunRow
 # Spec fields a table or report compares; the fingerprint (data_id) goes with `data`.
 COMPARED = ("task", "model", "activation", "optimizer", "lr", "batch_size", "epochs", "limit", "preprocess",
             "data", "seed", "augment", "init", "weight_decay", "schedule", "warmup", "label_smoothing", "split",
-            "skip_bad", "extra", "precision", "arcs", "init_from", "min_steps")
+            "skip_bad", "extra", "precision", "arcs", "init_from", "min_steps", "towers")
 
 
 @dataclass

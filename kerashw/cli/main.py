@@ -166,6 +166,8 @@ def _spec_options(f):
                      "or unique prefix; same model).", metavar="RUN_ID"),
         click.option("--min-steps", type=int, help="At least this many optimizer steps in all: a small set "
                      "is passed over several times per epoch."),
+        click.option("--towers", type=int, help="Split each training step into this many towers run side by "
+                     "side, one core each; BatchNorm normalises per tower (captcha-best: 2; default 1)."),
         click.option("--epochs", type=int, help="Epochs per run (default: the study's)."),
         click.option("--limit", type=int, help="Seeded subsample of the training split."),
         click.option("--seed", type=int, help="Seed for split, shuffles and weights (default 42)."),
@@ -180,7 +182,7 @@ def _resolve_specs(exp, model, home=None, **fields) -> tuple[list[RunSpec], list
     extra = {k: fields.pop(k) for k in ("activation", "optimizer", "lr", "batch_size", "preprocess", "augment",
                                          "init", "weight_decay", "schedule", "warmup", "label_smoothing",
                                          "skip_bad", "split", "extra", "precision", "arcs", "init_from",
-                                         "min_steps")}
+                                         "min_steps", "towers")}
     ov = Overrides(epochs=fields["epochs"], limit=fields["limit"], seed=fields["seed"],
                    data=fields["data"], extra={**extra, "model": model})
     try:

@@ -124,7 +124,8 @@ def _events(spec_dict, options, data, folder, records, parent, threads, node, wo
 
     events: queue.Queue = queue.Queue()
     box: dict = {}
-    distribute.configure_threads(threads)  # a fresh process per run (max_calls=1): before TF's first op
+    # a fresh process per run (max_calls=1): before TF's first op
+    distribute.configure_threads(threads, towers=int(spec_dict.get("towers", 1)))
     spec, options = localise(RunSpec.from_dict(spec_dict), options, data, work, node)
     store = Store(work / "store")
     restore(store, spec, folder, records, parent)

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 import keras
 
 from kerashw import __version__, atomic, blocks, tasks
-from kerashw.training import distribute, precision
+from kerashw.training import distribute, precision, towers
 from kerashw.training.callbacks import (BACKUP_EVERY, Backup, BestWeights, CancelOnEvent, EpochProgress, EpochSaved, EvaluateSplits,
                                        StoreWriter, WholeEpochCsv, WorkerMean)
 from kerashw.config import DataError, RunSpec, TrainOptions, unique
@@ -109,7 +109,7 @@ def build(spec: RunSpec, data, strat=None, *, bn: str = TrainOptions.bn):
     with precision.building(spec), blocks.batchnorm(bn), (strat.scope() if strat else contextlib.nullcontext()):
         model = get_model(spec.model)(data.input_shape, data.num_classes,
                                       activation=spec.activation, init=spec.init, name=spec.model)
-        fit_model = data.wrap(model)
+        fit_model = towers.wrap(data.wrap(model), spec.towers)
         fit_model.compile(optimizer=make_optimizer(spec, data.steps), loss=data.loss, metrics=data.metrics,
                           steps_per_execution=steps_per_execution(data.steps))
     return model, fit_model
@@ -382,7 +382,9 @@ def run_study(specs, *, store: Store, studies=(), listener: Listener | None = No
     A diverged or failed run is stored and the study goes on; a cancel or Ctrl-C stops it.
     """
     listener = listener or Listener()
-    distribute.configure_threads(options.threads)  # before TensorFlow's first op
+    specs = list(specs)
+    # before TensorFlow's first op; towers want one thread per op, one tower per core
+    distribute.configure_threads(options.threads, towers=max((s.towers for s in specs), default=1))
     strat = distribute.strategy(options.distribute, options.devices)  # multiworker: before any other op
     chief = distribute.is_chief(strat)
     if strat is not None:

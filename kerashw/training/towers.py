@@ -1,0 +1,79 @@
+"""A training step split into towers: the batch cut into `towers` equal parts whose forward
+and backward passes are independent branches of one step, so TensorFlow's inter-op threads
+run them side by side, one core each (distribute.configure_threads gives each op one
+thread). The slim captcha ResNets (16-32 channels) keep one core busy but not two: an op
+of theirs on two threads is 1.2x as fast as on one, two towers on one thread each 1.4x
+(docs/results/performance.md, "Towers").
+
+What stays exact: the loss and gradients are the whole batch's (each tower's mean loss
+weighted by its share of the batch), the metrics see the whole batch's predictions, and
+BatchNorm's moving averages step once, from the whole batch's statistics
+(blocks.tower_batches). Keras's per-output loss logs (`char_1_loss`, ..., not stored) average
+the towers' values unweighted, as Keras averages batches. What changes: each tower normalises by its own batch statistics
+(BatchNorm over batch/towers images, "ghost" batches), as data-parallel training on several
+devices does without synchronised BatchNorm. That changes a run's numbers, so `towers` is
+part of the run's spec (RunSpec.towers), not an execution option.
+"""
+from __future__ import annotations
+
+import keras
+
+from kerashw import blocks
+
+
+class TowerModel(keras.Model):
+    """A functional model whose training step runs `towers` towers (TensorFlow backend)."""
+
+    towers = 1
+
+    def train_step(self, data):
+        import tensorflow as tf
+        from keras.src.trainers.data_adapters import data_adapter_utils
+
+        x, y, sample_weight = data_adapter_utils.unpack_x_y_sample_weight(data)
+        if self.towers == 1 or sample_weight is not None:
+            return super().train_step(data)
+        n = tf.shape(tf.nest.flatten(x)[0])[0]
+        weights = self.trainable_weights
+        preds, loss, grads = [], 0.0, [None] * len(weights)
+        start = 0
+        with blocks.tower_batches() as bn_calls:
+            for k in range(self.towers):
+                # sizes differ by at most one; a tower a short last batch leaves empty gets its
+                # batch's first image with no weight (an empty batch has no BatchNorm statistics)
+                size = (n + self.towers - 1 - k) // self.towers
+                idx = tf.range(start, start + tf.maximum(size, 1)) % n
+                start += size
+                xk, yk = (tf.nest.map_structure(lambda t: tf.gather(t, idx), v) for v in (x, y))
+                share = tf.cast(size, tf.float32) / tf.cast(n, tf.float32)
+                bn_calls.weight = share
+                with tf.GradientTape() as tape:
+                    pred = self(xk, training=True)
+                    part = self._compute_loss(x=xk, y=yk, y_pred=pred, sample_weight=None, training=True)
+                    scaled = self.optimizer.scale_loss(part)
+                loss += part * share
+                for i, g in enumerate(tape.gradient(scaled, weights)):
+                    g = g * tf.cast(share, g.dtype)
+                    grads[i] = g if grads[i] is None else grads[i] + g
+                preds.append(tf.nest.map_structure(lambda t: t[:size], pred))
+        blocks.update_from_towers(bn_calls)
+        self._loss_tracker.update_state(loss, sample_weight=n)
+        self.optimizer.apply_gradients(zip(grads, weights))
+        y_pred = tf.nest.map_structure(lambda *parts: tf.concat(parts, axis=0), *preds)
+        return self.compute_metrics(x, y, y_pred, sample_weight=None)
+
+
+def wrap(model: keras.Model, towers: int) -> keras.Model:
+    """`model` itself for one tower, else a TowerModel sharing every layer with it."""
+    if towers == 1:
+        return model
+    if keras.backend.backend() != "tensorflow":
+        raise ValueError(f"towers={towers} needs Keras's TensorFlow backend, not {keras.backend.backend()!r}")
+    unfused = [layer.name for layer in model.layers
+               if isinstance(layer, keras.layers.BatchNormalization)
+               and not isinstance(layer, blocks.FusedBatchNormalization)]
+    if unfused:
+        raise ValueError(f"towers={towers} needs the fused BatchNorm (bn='fused'); {unfused[0]} is Keras's own")
+    tower_model = TowerModel(model.inputs, model.output, name=model.name)
+    tower_model.towers = towers
+    return tower_model
