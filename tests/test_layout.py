@@ -20,7 +20,7 @@ ORDER = [
     "kerashw.captcha.task", "kerashw.captcha.preview", "kerashw.captcha.kfold", "kerashw.captcha.definition",
     "kerashw.captcha.studies",
     "kerashw.tasks", "kerashw.studyfile", "kerashw.studies", "kerashw.models", "kerashw.identity", "kerashw.membership", "kerashw.estimate",
-    "kerashw.training.callbacks", "kerashw.training.warmstart", "kerashw.training.board", "kerashw.training.train", "kerashw.reports", "kerashw.reports.tables", "kerashw.portable",
+    "kerashw.training.callbacks", "kerashw.training.warmstart", "kerashw.training.board", "kerashw.training.towers", "kerashw.training.train", "kerashw.reports", "kerashw.reports.tables", "kerashw.portable",
     "kerashw.export", "kerashw.reports.figures", "kerashw.reports.writeup", "kerashw.audit",
     "kerashw.cluster", "kerashw.cluster.payload", "kerashw.cluster.node", "kerashw.cluster.driver",
     "kerashw.cli.progress", "kerashw.cli.workers", "kerashw.cli.main", "kerashw.cli.datacmds", "kerashw.cli", "kerashw.cli.__main__",
