@@ -137,17 +137,9 @@ def test_a_run_in_towers_resumes_exactly(tmp_path, synth_folder):
     saved model's test numbers)."""
     import threading
 
-    from kerashw.listener import Listener
     from kerashw.store import Store
     from kerashw.training import train
-
-    class StopAt(Listener):
-        def __init__(self, epoch, event):
-            self.epoch, self.event = epoch, event
-
-        def epoch_started(self, epoch, epochs, steps):
-            if epoch == self.epoch:
-                self.event.set()
+    from test_reliability import StopAtEpoch  # a stop request as epoch N starts
 
     # 60 = 3 x 16 + 12: a short last batch; lr 3e-4 keeps 4 steps an epoch from tripping the divergence check
     spec = RunSpec(task="captcha", model="resnet18_mod", data=str(synth_folder), limit=60, batch_size=16, lr=3e-4,
@@ -155,7 +147,7 @@ def test_a_run_in_towers_resumes_exactly(tmp_path, synth_folder):
     whole = train.run(spec, store=Store(tmp_path / "unbroken"))
     store = Store(tmp_path / "broken")
     stop = threading.Event()
-    first = train.run(spec, store=store, listener=StopAt(3, stop), cancel=stop)
+    first = train.run(spec, store=store, listener=StopAtEpoch(3, stop), cancel=stop)
     assert whole.status == "finished" and first.status == "interrupted"
     resumed = train.run(spec, store=store)
     assert resumed.status == "finished" and resumed.run_id == whole.run_id
