@@ -9,9 +9,11 @@ What stays exact: the loss and gradients are the whole batch's (each tower's mea
 weighted by its share of the batch), the metrics see the whole batch's predictions, and
 BatchNorm's moving averages step once, from the whole batch's statistics
 (blocks.tower_batches). Keras's per-output loss logs (`char_1_loss`, ..., not stored) average
-the towers' values unweighted, as Keras averages batches. What changes: each tower normalises by its own batch statistics
-(BatchNorm over batch/towers images, "ghost" batches), as data-parallel training on several
-devices does without synchronised BatchNorm. That changes a run's numbers, so `towers` is
+the towers' values unweighted, as Keras averages batches.
+
+What changes: each tower normalises by its own batch statistics (BatchNorm over batch/towers
+images, "ghost" batches), as data-parallel training on several devices does without
+synchronised BatchNorm. That changes a run's numbers, so `towers` is
 part of the run's spec (RunSpec.towers), not an execution option.
 """
 from __future__ import annotations
