@@ -32,6 +32,11 @@ SECONDS_PER_1K = {
     "resnet18_mod_hr": 4.5,  # no stem max pool: about twice resnet18_mod's step (901 s, 40 epochs, shared CPU)
     "resnet18_tiny_hr": 2.0,  # captcha-tiny: 549 s for 60 epochs of 4,684 real captchas
 }
+# Towers (RunSpec.towers) on 2 cores: resnet18_mod's step in two towers is 0.69x one tower's
+# (benchmarks/throughput.py, docs/results/performance.md "Towers"); measured for the slim
+# ResNets only, so other models are estimated at one tower's speed.
+TOWERS_FACTOR = 0.7
+SLIM = ("resnet18_mod", "resnet18_tiny")
 SIMILAR = 3  # a stored run's epoch size counts for an estimate within this factor of the run's
 STEP_OVERHEAD = 0.0018  # Keras's per-step cost beyond the math (with steps_per_execution)
 
@@ -70,9 +75,9 @@ class Timings:
 
 
 def _key(spec: RunSpec) -> tuple:
-    # what decides an epoch's cost per image; augmentation about doubles it
+    # what decides an epoch's cost per image; augmentation about doubles it, towers 0.7x it
     spec = spec.resolved()
-    return (spec.task, spec.model, spec.preprocess, spec.batch_size, spec.augment)
+    return (spec.task, spec.model, spec.preprocess, spec.batch_size, spec.augment, spec.towers)
 
 
 def _timings(source) -> Timings:
@@ -91,6 +96,8 @@ def run_seconds(spec: RunSpec, store=None) -> float:
     else:
         extra_steps = max(0, math.ceil(n / spec.batch_size) - math.ceil(n / 64))
         per_epoch = (SECONDS_PER_1K.get(spec.model, 10.0) * n / 1000 + extra_steps * STEP_OVERHEAD) * passes
+        if spec.towers > 1 and spec.model.startswith(SLIM):
+            per_epoch *= TOWERS_FACTOR
     return tasks.get(spec.task).warm_up + per_epoch * spec.epochs
 
 

@@ -86,3 +86,16 @@ def test_every_model_has_a_measured_cost():
     from kerashw.models import MODELS
 
     assert set(MODELS) <= set(SECONDS_PER_1K)  # a new model without one is estimated as 10 s/1k images
+
+
+def test_towers_are_estimated_faster_and_timed_apart(store):
+    best = get_study("captcha-best").make()[0].resolved()
+    assert best.towers == 2
+    one = dataclasses.replace(best, towers=1)
+    assert estimate.run_seconds(best) < estimate.run_seconds(one)
+    wide = dataclasses.replace(best, model="resnet18")  # towers measured for the slim ResNets only
+    assert estimate.run_seconds(wide) == estimate.run_seconds(dataclasses.replace(wide, towers=1))
+    # a finished one-tower run times one-tower runs only
+    _finish(store, dataclasses.replace(one, seed=1), tasks.get("captcha").warm_up + 9999.0)
+    assert estimate.run_seconds(one, store) > estimate.run_seconds(one)
+    assert estimate.run_seconds(best, store) == estimate.run_seconds(best)
