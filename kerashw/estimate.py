@@ -25,12 +25,14 @@ SECONDS_PER_1K = {
     "baseline": 18.0,  # 429 s for 6 epochs of 4,000 captchas
     "simple_cnn": 8.0,  # 190 s for 6 epochs
     "resnet18": 19.0,  # 451 s for 6 epochs
-    "resnet18_mod": 2.7,  # 270-320 s for 25 epochs
+    # captcha-best in two towers: 181-184 s for 60 epochs of 4,684 real captchas, less the
+    # warm-up, is 0.58 s in towers; / TOWERS_FACTOR for one tower (issue #24's speed-ups)
+    "resnet18_mod": 0.83,
     "resnet18_tiny": 2.0,  # 60 epochs of 3,986 real captchas
-    "resnet18_mod_pos": 2.7,  # as resnet18_mod: the pool per head is 132 parameters
+    "resnet18_mod_pos": 0.83,  # as resnet18_mod: the pool per head is 132 parameters
     "resnet18_tiny_pos": 2.0,
-    "resnet18_mod_hr": 4.5,  # no stem max pool: about twice resnet18_mod's step (901 s, 40 epochs, shared CPU)
-    "resnet18_tiny_hr": 2.0,  # captcha-tiny: 549 s for 60 epochs of 4,684 real captchas
+    "resnet18_mod_hr": 2.1,  # no stem max pool: 2.5x resnet18_mod's step (benchmarks/throughput.py)
+    "resnet18_tiny_hr": 1.33,  # captcha-tiny: 207 s for 30 epochs of 4,684 real captchas, one tower
 }
 # Towers (RunSpec.towers) on 2 cores: resnet18_mod's step in two towers is 0.69x one tower's
 # (benchmarks/throughput.py, docs/results/performance.md "Towers"); measured for the slim

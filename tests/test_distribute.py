@@ -155,10 +155,13 @@ def test_devices_and_tf_config_that_do_not_exist_are_one_line_each(tmp_path, tin
             (["--distribute", "mirrored", "--devices", "/cpu:7"], {}, "--devices '/cpu:7': no such device here"),
             (["--distribute", "mirrored", "--devices", "nonsense:1:2"], {}, "is not a device name"),
             (["--distribute", "multiworker"], {"TF_CONFIG": ""}, "needs the TF_CONFIG environment variable"),
-            (["--distribute", "multiworker"], {"TF_CONFIG": '{"cluster": 3}'}, "TF_CONFIG is '{\"cluster\": 3}'; want JSON")):
+            (["--distribute", "multiworker"], {"TF_CONFIG": '{"cluster": 3}'}, "TF_CONFIG is '{\"cluster\": 3}'; want JSON"),
+            # a tower step inside a replica's step failed in TensorFlow's graph, after the run was stored
+            (["--distribute", "mirrored", "--towers", "2"], {}, "cannot combine: --distribute does not combine with towers")):
         r = _train_cli(tmp_path, *args, env={**env, **extra})
         out = r.stdout + r.stderr
         assert r.returncode == 2 and message in out and "Traceback" not in out, out[-2000:]
+    assert not (tmp_path / "st").exists() or Store(tmp_path / "st", readonly=True).runs() == []
 
 
 def _running(store_dir, n, timeout=120):

@@ -64,6 +64,13 @@ def test_folder_train_size_counts_images(tmp_path):
     for i in range(5):
         (split / "train" / f"{i}.jpg").write_bytes(b"")
     assert estimate.train_size(dataclasses.replace(spec, data=str(split))) == 5
+    # extra/ trains too when the spec says so (captcha-best), as the data loader reads it
+    assert estimate.train_size(dataclasses.replace(spec, data=str(split), extra=True)) == 5  # none there
+    (split / "extra").mkdir()
+    for i in range(3):
+        (split / "extra" / f"{i}.png").write_bytes(b"")
+    assert estimate.train_size(dataclasses.replace(spec, data=str(split), extra=True)) == 8
+    assert estimate.train_size(dataclasses.replace(spec, data=str(split))) == 5
     assert estimate.train_size(dataclasses.replace(spec, data=str(tmp_path / "missing"))) == 0
 
 

@@ -23,7 +23,7 @@ class CaptchaTask(Task):
         return (HEIGHT, WIDTH, CHANNELS[spec.resolved().preprocess])
 
     def train_size(self, spec) -> int:
-        n = _train_size(spec.data)
+        n = _train_size(spec.data, extra=spec.extra)
         return min(n, spec.limit) if spec.limit else n
 
     def fingerprint(self, spec, options, *, fetch: bool = True) -> str | None:
@@ -162,28 +162,35 @@ class CaptchaTask(Task):
         return kfold
 
 
-def _train_size(data: str | None) -> int:
-    """A folder's training images, counted without reading them (estimates)."""
-    import os
+def _train_size(data: str | None, extra: bool = False) -> int:
+    """A folder's training images, counted without reading them (estimates): train/ and,
+    with `extra`, extra/ (as folders.source_items reads them), or the training share of
+    one folder of images."""
     from pathlib import Path
 
-    from kerashw.captcha.constants import IMAGE_SUFFIXES
     from kerashw.captcha.folders import split_counts
 
     if data is None:
         return split_counts(SYNTH_COUNT, None)[0]
     folder = Path(data).expanduser()
-    split = (folder / "train").is_dir()
-    where = folder / "train" if split else folder
+    if not (folder / "train").is_dir():
+        return split_counts(_count_images(folder), None)[0]
+    return _count_images(folder / "train") + (_count_images(folder / "extra") if extra else 0)
+
+
+def _count_images(where) -> int:
+    import os
+    from pathlib import Path
+
+    from kerashw.captcha.constants import IMAGE_SUFFIXES
+
     try:
         if (where / "labels.csv").exists():  # it may name images elsewhere (kerashw audit's folds)
             with open(where / "labels.csv", "rb") as f:
-                count = max(0, sum(1 for line in f if line.strip()) - 1)
-        else:
-            count = sum(1 for p in os.scandir(where) if Path(p.name).suffix.lower() in IMAGE_SUFFIXES)
-    except OSError:
+                return max(0, sum(1 for line in f if line.strip()) - 1)
+        return sum(1 for p in os.scandir(where) if Path(p.name).suffix.lower() in IMAGE_SUFFIXES)
+    except OSError:  # no such folder (an extra/ that is not there), or unreadable
         return 0
-    return count if split else split_counts(count, None)[0]
 
 
 TASK = CaptchaTask()

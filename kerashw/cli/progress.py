@@ -133,7 +133,8 @@ def run_with_progress(console: Console, specs, store: Store, studies, *, force=F
         return 2
     except distribute.SetupError as exc:
         listener.stop_bar()
-        console.print(f"[red]not on this machine:[/red] {escape(str(exc))}")
+        why = "cannot combine" if isinstance(exc, distribute.Uncombined) else "not on this machine"
+        console.print(f"[red]{why}:[/red] {escape(str(exc))}")
         return 2
     rows = store.runs(ids=[r.run_id for r in results])
     if rows:

@@ -44,6 +44,10 @@ class SetupError(ValueError):
     """--distribute or --devices asks for what this machine or cluster does not have."""
 
 
+class Uncombined(SetupError):
+    """--distribute asked for with a run setting it does not combine with."""
+
+
 @functools.cache
 def strategy(mode: str | None, devices: tuple[str, ...] | None = None):
     """The process's strategy, made once (MultiWorkerMirroredStrategy must be created
