@@ -64,6 +64,28 @@ def test_mirrored_on_two_logical_cpus_matches_one_device(tmp_path, tiny_mnist, s
     _same(_final(st), single)
 
 
+@pytest.mark.slow
+def test_mirrored_captcha_run_evaluates_an_odd_val_split(tmp_path, synth_folder):
+    """Keras's evaluate under a strategy rebuilt the model from its first batch averaged over
+    the replicas: a 21-image val split (one batch, 11 + 10 images) failed in AddN."""
+    st = tmp_path / "st"
+    script = textwrap.dedent(f"""
+        import tensorflow as tf
+        cpu = tf.config.list_physical_devices("CPU")[0]
+        tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+        from kerashw.cli import main
+        main({json.dumps(["train", "--model", "resnet18_mod", "--data", str(synth_folder), "--split", "64", "21", "35",
+                          "--epochs", "1", "--batch", "32", "--store", str(st),
+                          "--distribute", "mirrored", "--devices", "/cpu:0,/cpu:1"])})
+    """)
+    r = subprocess.run([sys.executable, "-c", script], env=_env(), capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    (row,) = Store(st, readonly=True).runs()
+    assert row.status == "finished" and {"val", "test"} <= set(row.final)
+    # every image of each split was counted: an accuracy over 21 images is a multiple of 1/21
+    assert any(abs(row.final["val"]["char_1_acc"] * 21 - k) < 1e-4 for k in range(22))
+
+
 def _free_ports(n):
     socks = [socket.socket() for _ in range(n)]
     for s in socks:
