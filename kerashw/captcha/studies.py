@@ -32,6 +32,9 @@ STUDIES["captcha-preprocess"] = Study("captcha-preprocess", "CAPTCHA: the three 
 # towers=2: each step's batch in two towers of 32, one core each (kerashw.training.towers):
 # training 0.74 of one tower's time on 2 cores; audited whole-captcha 99.65 against 99.70 over
 # two seeds (BatchNorm then normalises over 32 images). `--towers 1` is the recipe as it was.
+# On a bf16 CPU `--precision mixed --epochs 55` is the half-time variant (0.47 of the time at
+# 99.70 audited); not the default, since mixed is refused on CPUs without bf16 and is part of
+# the run id (docs/results/performance.md, "Mixed precision and batch 128 in towers").
 BEST = dataclasses.replace(_cap, optimizer="adamw", lr=3e-3, weight_decay=1e-4, schedule="cosine",
                            warmup=3, label_smoothing=0.1, epochs=60, extra=True, arcs=0.5, towers=2)
 STUDIES["captcha-best"] = Study("captcha-best", "CAPTCHA: resnet18_mod, AdamW + warm-up/cosine + label smoothing "

@@ -392,7 +392,8 @@ def run_study(specs, *, store: Store, studies=(), listener: Listener | None = No
     split = [s for s in specs if s.towers > 1]
     if options.distribute and split:  # a tower step inside a replica's step fails in TF's graph
         raise distribute.Uncombined(f"--distribute does not combine with towers (a {split[0].model} run here has "
-                                    f"towers={split[0].towers}; captcha-best trains in 2 by default): add --towers 1")
+                                    f"towers={split[0].towers}; captcha-best trains in 2 by default): train it on one "
+                                    f"device, or add --towers 1")
     # before TensorFlow's first op; towers want one thread per op, one tower per core
     distribute.configure_threads(options.threads, towers=max((s.towers for s in specs), default=1))
     strat = distribute.strategy(options.distribute, options.devices)  # multiworker: before any other op
