@@ -169,3 +169,6 @@ def test_run_ids_are_pinned(monkeypatch):
         assert [s.resolved().run_id for s in specs] == ids, name
     monkeypatch.undo()  # today's generator: the synthetic-data runs are other runs, the rest the same
     assert baseline("captcha").resolved().run_id != "1fdafcf08d4d" and RunSpec().resolved().run_id == "bab6bc83aaf8"
+    # the few-labels study pretrains and fine-tunes in one tower, as docs/results/fewlabels.md
+    # measured it (its fine-tuning had inherited captcha-best's two towers: a new, unmeasured run)
+    assert [s.resolved().run_id for s in get_study("captcha-finetune").specs()] == ["010a4170674e", "1c2f2dd5239d"]
