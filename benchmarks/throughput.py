@@ -73,9 +73,9 @@ ROWS = {r.name: r for r in [
     Row("resnet18_tiny_hr-t2", "resnet18_tiny_hr", 64, 63, towers=2),
     Row("resnet18_mod_hr-t2", "resnet18_mod_hr", 64, 63, towers=2),
     Row("resnet18_mod_hr-mixed-t2", "resnet18_mod_hr", 64, 63, precision="mixed", towers=2),
+    Row("resnet18_mod-t2-spe21", "resnet18_mod", 64, 63, towers=2, spe=21),  # 3 progress updates an epoch
     # captcha-best's own step (grey, augmented) at its batch of 64, and at 128: towers of 64,
     # the batch BatchNorm normalised over before towers
-    Row("resnet18_mod-t2-spe21", "resnet18_mod", 64, 63, towers=2, spe=21),  # 3 progress updates an epoch
     Row("resnet18_mod-1ch-aug-t2", "resnet18_mod", 64, 63, channels=1, augment=True, towers=2),
     Row("resnet18_mod-1ch-aug-b128-t2", "resnet18_mod", 128, 32, channels=1, augment=True, towers=2),
     Row("baseline", "baseline", 64, 10),

@@ -60,7 +60,7 @@ STUDIES["captcha-tiny"] = Study("captcha-tiny", "CAPTCHA: resnet18_tiny_hr (24,9
 # Both runs in one tower, as the few-labels figures were measured (docs/results/fewlabels.md);
 # the pretraining is shared by every fine-tuning, so its id stays.
 PRETRAIN = dataclasses.replace(BEST, towers=1)
-FINETUNE = dataclasses.replace(BEST, init_from=PRETRAIN.resolved().run_id, lr=1e-3, warmup=1, epochs=30, towers=1,
+FINETUNE = dataclasses.replace(PRETRAIN, init_from=PRETRAIN.resolved().run_id, lr=1e-3, warmup=1, epochs=30,
                                min_steps=1500)
 
 

@@ -252,11 +252,12 @@ class Training:
 
     def evaluate(self, trained, ds) -> dict:
         if self.twin_fit is None:
-            if self.strat is not None and trained.built:
+            if self.strat is not None:
                 # Keras's evaluate under a strategy builds the model again from its first batch
                 # averaged over the replicas (TF trainer's _maybe_symbolic_build): a batch that
                 # splits unevenly (a val split smaller than the evaluation batch, and odd) failed
-                # there in AddN. fit has built the model and its metrics already.
+                # there in AddN. Only fit's epoch-end callback evaluates, after fit has built the
+                # model and its metrics.
                 trained._maybe_symbolic_build = lambda iterator=None, data_batch=None: None
             return self.data.evaluate(trained, ds)
         self.twin_fit.set_weights(trained.get_weights())
