@@ -157,3 +157,44 @@ def test_a_run_in_towers_resumes_exactly(tmp_path, synth_folder):
 
     assert numbers(resumed) == numbers(whole)
     assert set(numbers(whole)) == {"train", "val", "test"}
+
+
+@pytest.mark.parametrize("batch", [16, 7, 1])  # even, odd, one image (an empty tower)
+def test_inference_in_towers_gives_the_one_tower_outputs_and_evaluation(batch):
+    """evaluate and predict run in towers too (both cores): with no batch statistics in inference,
+    the outputs, loss and metrics are the one-tower model's."""
+    import keras
+
+    from kerashw import blocks
+    from kerashw.training import towers
+
+    rng = np.random.default_rng(4)
+    x = rng.normal(1, 2, (23, 4, 4, 3)).astype("float32")
+    y = rng.integers(0, 2, 23)
+    seen = []
+
+    class Sizes(keras.layers.Layer):  # the batch sizes the layers see, when called eagerly
+        def call(self, t):
+            if isinstance(t.shape[0], int):
+                seen.append(t.shape[0])
+            return t
+
+    keras.utils.set_random_seed(2)
+    inp = keras.Input((4, 4, 3))
+    h = blocks.batch_norm(Sizes()(inp), momentum=0.9, epsilon=1e-5, name="bn")
+    h = keras.layers.GlobalAveragePooling2D()(h)
+    one = keras.Model(inp, keras.layers.Dense(2, activation="softmax", name="out")(h))
+    one.compile(optimizer=keras.optimizers.SGD(0.1), loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    one.fit(x, y, batch_size=8, epochs=2, verbose=0)  # moving statistics away from their start
+    two = towers.wrap(one, 2)
+    two.compile(optimizer=keras.optimizers.SGD(0.1), loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    np.testing.assert_allclose(two.predict(x, batch_size=batch, verbose=0), one.predict(x, batch_size=batch, verbose=0),
+                               atol=1e-6)
+    e1 = one.evaluate(x, y, batch_size=batch, verbose=0, return_dict=True)
+    e2 = two.evaluate(x, y, batch_size=batch, verbose=0, return_dict=True)
+    assert e1.keys() == e2.keys()
+    seen.clear()
+    two(x[:7], training=False)
+    assert seen == [4, 3]  # two towers side by side
+    for key in e1:
+        np.testing.assert_allclose(e2[key], e1[key], atol=1e-6, err_msg=key)

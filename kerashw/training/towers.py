@@ -38,15 +38,8 @@ class TowerModel(keras.Model):
         n = tf.shape(tf.nest.flatten(x)[0])[0]
         weights = self.trainable_weights
         preds, loss, grads = [], 0.0, [None] * len(weights)
-        start = 0
         with blocks.tower_batches() as bn_calls:
-            for k in range(self.towers):
-                # sizes differ by at most one; a tower a short last batch leaves empty gets its
-                # batch's first image with no weight (an empty batch has no BatchNorm statistics)
-                size = (n + self.towers - 1 - k) // self.towers
-                idx = tf.range(start, start + tf.maximum(size, 1)) % n
-                start += size
-                xk, yk = (tf.nest.map_structure(lambda t: tf.gather(t, idx), v) for v in (x, y))
+            for size, (xk, yk) in _towers((x, y), n, self.towers):
                 share = tf.cast(size, tf.float32) / tf.cast(n, tf.float32)
                 bn_calls.weight = share
                 with tf.GradientTape() as tape:
@@ -61,8 +54,39 @@ class TowerModel(keras.Model):
         blocks.update_from_towers(bn_calls)
         self._loss_tracker.update_state(loss, sample_weight=n)
         self.optimizer.apply_gradients(zip(grads, weights))
-        y_pred = tf.nest.map_structure(lambda *parts: tf.concat(parts, axis=0), *preds)
-        return self.compute_metrics(x, y, y_pred, sample_weight=None)
+        return self.compute_metrics(x, y, _joined(preds), sample_weight=None)
+
+    def call(self, inputs, training=None, mask=None, **kwargs):
+        """Inference (evaluate, predict) in towers too: a forward pass has no batch statistics,
+        so the towers' outputs are the whole batch's, and both cores work (one op on one thread
+        each, as the training threads are set). Training calls come here per tower."""
+        import tensorflow as tf
+
+        if training or self.towers == 1 or mask is not None or kwargs:
+            return super().call(inputs, training=training, mask=mask, **kwargs)
+        n = tf.shape(tf.nest.flatten(inputs)[0])[0]
+        return _joined([tf.nest.map_structure(lambda t: t[:size], super(TowerModel, self).call(xk, training=training))
+                        for size, xk in _towers(inputs, n, self.towers)])
+
+
+def _towers(batch, n, towers: int):
+    """(size, part) for each tower: the batch cut into `towers` slices whose sizes differ by at
+    most one. A tower a short batch leaves empty gets the batch's first item, with size 0 (an
+    empty batch has no BatchNorm statistics): its share and outputs are then dropped."""
+    import tensorflow as tf
+
+    start = 0
+    for k in range(towers):
+        size = (n + towers - 1 - k) // towers
+        idx = tf.range(start, start + tf.maximum(size, 1)) % n
+        start += size
+        yield size, tf.nest.map_structure(lambda t: tf.gather(t, idx), batch)
+
+
+def _joined(parts):
+    import tensorflow as tf
+
+    return tf.nest.map_structure(lambda *p: tf.concat(p, axis=0), *parts)
 
 
 def wrap(model: keras.Model, towers: int) -> keras.Model:
