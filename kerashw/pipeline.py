@@ -40,12 +40,9 @@ def steps_per_epoch(n: int, batch_size: int, epochs: int, min_steps: int = 0) ->
 
 
 def make_train_dataset(split: Split, batch_size: int, *, seed: int, epochs: int, start_epoch: int = 0,
-                       augment: bool = False, arcs: float = 0.0, min_steps: int = 0, epoch=None):
+                       augment: bool = False, arcs: float = 0.0, min_steps: int = 0):
     """The training batches of epochs start_epoch..epochs-1 as one stream, for
-    fit(steps_per_epoch=...); or, given `epoch` (an int64 tf.Variable), one epoch: the one
-    `epoch` holds when an iteration starts (fit without steps_per_epoch iterates it once an
-    epoch, and its calls of several steps then end with the epoch's data, so the steps per
-    call need not divide the epoch's). Epoch e's order is a stateless shuffle seeded by (seed, e),
+    fit(steps_per_epoch=...): epoch e's order is a stateless shuffle seeded by (seed, e),
     and batch b of it is augmented with draws seeded by (seed, e, b), so a run resumed
     at epoch e sees exactly the batches it would have seen unbroken. With `min_steps` an
     epoch is several whole passes, pass p shuffled by (seed, e * passes + p): one pass is
@@ -77,12 +74,7 @@ def make_train_dataset(split: Split, batch_size: int, *, seed: int, epochs: int,
             x = random_arcs(x, key, arcs)
         return x, tf.nest.map_structure(lambda t: tf.gather(t, idx), labels)
 
-    if epoch is None:
-        ds = tf.data.Dataset.range(start_epoch, epochs).flat_map(one_epoch)
-    else:  # read when the iteration's first batch is made, after fit's epoch callbacks set it
-        steps = steps_per_epoch(n, batch_size, epochs, min_steps)
-        ds = tf.data.Dataset.from_tensors(0).map(lambda _: epoch.read_value()).flat_map(one_epoch)
-        ds = ds.apply(tf.data.experimental.assert_cardinality(steps))
+    ds = tf.data.Dataset.range(start_epoch, epochs).flat_map(one_epoch)
     # Fixed parallelism and no autotuning: tf.data's autotuning runs a model thread that wakes
     # on a period doubling up to 60 s, and destroying the iterator waits for it, so fit's return
     # blocked for up to a minute after the last epoch (37-40 s in 2 of 5 captcha runs here).

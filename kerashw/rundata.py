@@ -14,7 +14,7 @@ EVAL_BATCH = 512  # evaluation batch: large is faster and does not change the nu
 class RunData:
     input_shape: tuple
     num_classes: int
-    train: Callable  # (start_epoch=0 | epoch=tf.Variable) -> the remaining epochs' batches, or one epoch's
+    train: Callable  # (start_epoch=0) -> tf.data.Dataset of the training batches of the remaining epochs
     eval_sets: dict  # {"val": (dataset, n), "test": (dataset, n)}
     n_train: int
     steps: int  # optimizer steps per epoch

@@ -656,32 +656,13 @@ def test_an_old_style_backup_still_resumes(tmp_path):
     assert Backup.epochs_done(tmp_path / "none") == 0
 
 
-def test_an_epoch_ends_with_its_data_whatever_the_steps_per_call():
-    """fit iterates a dataset of one epoch, the one a variable holds: 7 steps an epoch at 3 a call
-    is 3 calls, the last of one step, and each epoch's batches are the stream's for that epoch."""
-    import keras
-    import tensorflow as tf
+def test_steps_per_execution_divides_the_epoch():
+    from kerashw.training.train import steps_per_execution
 
-    from kerashw.pipeline import Split, make_train_dataset
-    from kerashw.training.callbacks import SetEpoch
-
-    rng = np.random.default_rng(0)
-    split = Split(rng.integers(0, 256, (26, 3, 3), dtype=np.uint8), rng.integers(0, 4, 26))  # 7 batches of 4
-    epoch = tf.Variable(0, dtype=tf.int64)
-    one = make_train_dataset(split, 4, seed=5, epochs=2, epoch=epoch)
-    stream = [y for _, y in make_train_dataset(split, 4, seed=5, epochs=2).as_numpy_iterator()]
-    assert int(one.cardinality()) == 7
-    for e in (1, 0):
-        epoch.assign(e)
-        for a, b in zip((y for _, y in one.as_numpy_iterator()), stream[7 * e:7 * e + 7], strict=True):
-            np.testing.assert_array_equal(a, b)
-    model = keras.Sequential([keras.Input((3, 3)), keras.layers.Flatten(), keras.layers.Dense(4, activation="softmax")])
-    model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy", steps_per_execution=3)
-    calls = []
-    ends = keras.callbacks.LambdaCallback(on_train_batch_end=lambda batch, logs: calls.append(batch))
-    model.fit(one, epochs=2, callbacks=[SetEpoch(epoch), ends], verbose=0)
-    assert int(model.optimizer.iterations) == 14  # not 18: no call ran into the next epoch
-    assert calls == [2, 5, 8] * 2 and int(epoch.numpy()) == 1
+    for steps in (1, 7, 49, 50, 103, 150, 188, 1000, 1601, 4096):
+        k = steps_per_execution(steps)
+        assert 1 <= k <= 32 and steps % k == 0, (steps, k)
+    assert steps_per_execution(1600) == 32 and steps_per_execution(188) == 4
 
 
 @pytest.mark.slow

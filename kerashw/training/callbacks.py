@@ -43,24 +43,11 @@ class EpochProgress(keras.callbacks.Callback):
         self.listener.epoch_started(epoch + 1, self.epochs, self.steps)
 
     def on_train_batch_end(self, batch, logs=None):
-        # Keras numbers a call by its last step as if it were whole: an epoch's last call may be shorter
-        self.listener.step(min(batch + 1, self.steps), self.steps)
+        self.listener.step(batch + 1, self.steps)
 
     def on_epoch_end(self, epoch, logs=None):
         if logs is not None:
             logs[SECONDS] = time.perf_counter() - self._t0
-
-
-class SetEpoch(keras.callbacks.Callback):
-    """The epoch a one-epoch training dataset makes (pipeline.make_train_dataset's `epoch`),
-    set before fit iterates it for that epoch."""
-
-    def __init__(self, epoch):
-        super().__init__()
-        self.epoch = epoch
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self.epoch.assign(epoch)
 
 
 class WorkerMean(keras.callbacks.Callback):

@@ -22,7 +22,7 @@ import keras
 from kerashw import __version__, atomic, blocks, tasks
 from kerashw.training import distribute, precision, towers
 from kerashw.training.callbacks import (BACKUP_EVERY, Backup, BestWeights, CancelOnEvent, EpochProgress, EpochSaved, EvaluateSplits,
-                                       SetEpoch, StoreWriter, WholeEpochCsv, WorkerMean)
+                                       StoreWriter, WholeEpochCsv, WorkerMean)
 from kerashw.config import DataError, RunSpec, TrainOptions, unique
 from kerashw.identity import identify, identify_all
 from kerashw.listener import Listener
@@ -61,11 +61,12 @@ def versions(bn: str) -> dict:
 def steps_per_execution(steps: int) -> int:
     """Run several steps per call to cut Keras's per-step overhead (Python, callbacks: 3-4 ms of
     resnet18_mod's 68 ms step here, 5-8 % at 7-21 steps a call; docs/results/performance.md),
-    keeping at least 8 progress updates an epoch (the bar moves once a call). It need not divide
-    the epoch's steps: fit iterates a dataset of one epoch (pipeline.make_train_dataset's
-    `epoch`), so an epoch's last call ends with its data. (It had to divide when the epochs were
-    one stream: captcha-best's 74 steps ran 2 a call, 0.94x the epoch time of 37 a call.)"""
-    return max(1, min(32, steps // 8))
+    keeping at least 8 progress updates an epoch (the bar moves once a call). Always a divisor
+    of the epoch's steps: Keras takes whole executions from the stream, so otherwise an epoch
+    would end inside the next epoch's shuffle and a resumed run (which restarts the stream at
+    its epoch) would not see the same batches as an unbroken one. Epoch metrics stay exact."""
+    most = max(1, min(32, steps // 8))
+    return next(k for k in range(most, 0, -1) if steps % k == 0)
 
 
 def keep_csv_rows(path, epochs: int) -> None:
@@ -326,13 +327,10 @@ class Training:
     def fit(self, done: int, callbacks: list) -> str:
         """The training from epoch `done`; the run's status from what happened."""
         spec, data = self.spec, self.data
-        import tensorflow as tf
-
-        epoch = tf.Variable(done, dtype=tf.int64, trainable=False, name="epoch")  # the one fit is in
-        stream = data.train(epoch=epoch)  # one epoch, the one `epoch` holds when fit iterates it
+        stream = data.train(start_epoch=done)
         _build_state(self.fit_model, stream)
-        self.fit_model.fit(stream, epochs=spec.epochs, initial_epoch=done, callbacks=[SetEpoch(epoch), *callbacks],
-                           verbose=0, shuffle=False)
+        self.fit_model.fit(stream, epochs=spec.epochs, initial_epoch=done, steps_per_epoch=data.steps,
+                           callbacks=callbacks, verbose=0, shuffle=False)
         if _diverged(self.history):
             return "diverged"
         if len({r.epoch for r in self.history}) < spec.epochs:
