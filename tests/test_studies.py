@@ -40,3 +40,17 @@ def test_the_beyond_the_report_studies_stay_under_their_parameter_budgets(name, 
     assert spec.optimizer == "adamw" and spec.schedule == "cosine" and spec.label_smoothing > 0
     model = get_model(spec.model)(tasks.get(spec.task).input_shape(spec), 19)
     assert count_params(model)[0] < limit
+
+
+def test_captcha_best_mixed_is_captcha_best_in_mixed_precision_at_55_epochs():
+    """The half-time variant as a study (the TUI has no precision setting): the same runs as
+    `--study captcha-best --precision mixed --epochs 55`, whose figures performance.md gives."""
+    import dataclasses
+
+    from kerashw.config import Overrides
+
+    (best,), (mixed,) = get_study("captcha-best").specs(), get_study("captcha-best-mixed").specs()
+    assert dataclasses.replace(best, precision="mixed", epochs=55) == mixed
+    asked = get_study("captcha-best").specs(Overrides(seed=7, epochs=55, extra={"precision": "mixed"}))
+    assert [s.resolved().run_id for s in get_study("captcha-best-mixed").specs(Overrides(seed=7))] == \
+        [s.resolved().run_id for s in asked]
