@@ -11,9 +11,13 @@ BatchNorm's moving averages step once, from the whole batch's statistics
 (blocks.tower_batches). Keras's per-output loss logs (`char_1_loss`, ..., not stored) average
 the towers' values unweighted, as Keras averages batches.
 
-What changes: each tower normalises by its own batch statistics (BatchNorm over batch/towers
-images, "ghost" batches), as data-parallel training on several devices does without
-synchronised BatchNorm. That changes a run's numbers, so `towers` is
+Evaluation and prediction run in towers too (TowerModel.call): inference has no batch
+statistics, so the outputs are the whole batch's, and a val pass takes 0.6x the time of one
+chain on the towers' one-thread ops (benchmarks/eval_towers.py).
+
+What changes in training: each tower normalises by its own batch statistics (BatchNorm over
+batch/towers images, "ghost" batches), as data-parallel training on several devices does
+without synchronised BatchNorm. That changes a run's numbers, so `towers` is
 part of the run's spec (RunSpec.towers), not an execution option.
 """
 from __future__ import annotations
@@ -70,7 +74,7 @@ class TowerModel(keras.Model):
 
 
 def _towers(batch, n, towers: int):
-    """(size, part) for each tower: the batch cut into `towers` slices whose sizes differ by at
+    """(size, part) for each tower: the batch cut into `towers` parts whose sizes differ by at
     most one. A tower a short batch leaves empty gets the batch's first item, with size 0 (an
     empty batch has no BatchNorm statistics): its share and outputs are then dropped."""
     import tensorflow as tf
