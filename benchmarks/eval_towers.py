@@ -18,22 +18,22 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
 def child(split: bool) -> list[float]:
+    from throughput import ROWS, _images  # NumPy only: TensorFlow is not started yet
+
     from kerashw.training import distribute
 
-    distribute.configure_threads(None, towers=2)  # as `kerashw train` does for a towers run
-    import numpy as np
+    row = ROWS["resnet18_mod-1ch-aug-t2"]  # captcha-best's own step: grey, augmented, two towers
+    distribute.configure_threads(None, towers=row.towers)  # as `kerashw train` does, before TF's first op
 
     from kerashw.captcha.task import from_splits
     from kerashw.config import RunSpec
     from kerashw.pipeline import Split
     from kerashw.training import train
 
-    rng = np.random.default_rng(0)
-    make = lambda n: Split(rng.integers(0, 256, (n, 50, 130, 1), dtype=np.uint8),
-                           {f"char_{k}": rng.integers(0, 19, n) for k in range(1, 5)})
-    spec = RunSpec(task="captcha", model="resnet18_mod", batch_size=64, epochs=1, lr=1e-3, augment=True, towers=2,
-                   preprocess="original")
-    task = from_splits(spec, {"train": make(640), "val": make(997), "test": make(64)})
+    make = lambda n, seed: Split(*_images(row, n, seed))
+    spec = RunSpec(task="captcha", model=row.model, batch_size=row.batch, epochs=1, lr=1e-3, augment=row.augment,
+                   towers=row.towers, preprocess="original")
+    task = from_splits(spec, {"train": make(640, 0), "val": make(997, 1), "test": make(64, 2)})
     _, fit_model = train.build(spec, task)
     fit_model.fit(task.train(), epochs=1, steps_per_epoch=task.steps, verbose=0)
     if not split:
